@@ -1,0 +1,109 @@
+"""The decision: facts of one request and the context it happens in, to a Verdict.
+
+A chain of cheap checks first (allow list, ban, break, closed host category), then the search
+words. Self-harm searches are never blocked for that reason: care staff are alerted instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from filters.hosts import ALLOW, HostLists
+from filters.policy import Policy
+from filters.terms import Match, TermList
+
+# When two categories reach the threshold, the first in this order names the verdict.
+PRIORITY = ("discrimination", "sex", "violence", "coarse", "self-harm")
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the proxy saw of one request; only what a rule needs."""
+
+    host: str
+    search: str | None = None  # the search text, from extract_search_query
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the decision depends on besides the request."""
+
+    policy: Policy
+    terms: TermList
+    hosts: HostLists
+    period: str  # "lesson", "break", "outside" or "holiday"
+    grants: frozenset[str] = frozenset()  # categories and domains a teacher opened for the group
+    banned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    action: str  # "allow", "block" or "alert" (allowed, and staff are signalled)
+    rule: str  # which rule decided: see RULES
+    category: str | None
+    terms: tuple[str, ...] = ()
+    alert: bool = False
+
+
+RULES = {
+    "allow-list": "the school allow list",
+    "ban": "a temporary ban for this pupil",
+    "break": "no internet in breaks, except school tools",
+    "closed-category": "this kind of site is closed in this period",
+    "grant": "a teacher opened this for the group",
+    "search-words": "forbidden search words",
+    "search-alert": "a search that care staff are told about",
+    "none": "no rule applies",
+}
+
+
+def _granted(host: str, category: str, grants: frozenset[str]) -> bool:
+    if category in grants:
+        return True
+    host = host.lower().rstrip(".")
+    while host:
+        if host in grants:
+            return True
+        host = host.partition(".")[2]
+    return False
+
+
+def search_verdict(match: Match, policy: Policy) -> Verdict:
+    """The verdict that the search words alone give."""
+    blocking = [c for c in PRIORITY if c in policy.search_categories
+                and match.scores.get(c, 0) + match.context >= policy.threshold]
+    # Context words ("wat betekent", "symptomen") never hide a self-harm signal.
+    alerting = [c for c in PRIORITY if c in policy.alert_categories
+                and match.scores.get(c, 0) >= policy.threshold]
+    if blocking:
+        category = max(blocking, key=lambda c: match.scores[c])
+        terms = tuple(t for c in (category, *alerting) for t in match.terms(c))
+        return Verdict("block", "search-words", category, terms, alert=bool(alerting))
+    if alerting:
+        return Verdict("alert", "search-alert", alerting[0], match.terms(alerting[0]), alert=True)
+    return Verdict("allow", "none", None)
+
+
+def decide(facts: Facts, context: Context) -> Verdict:
+    """The verdict for one request."""
+    policy = context.policy
+    period = policy.periods[context.period]
+    entry = context.hosts.lookup(facts.host)
+    category = entry.category if entry else None
+    searched = (search_verdict(context.terms.match(facts.search), policy)
+                if facts.search is not None and period.search_words else None)
+    alert = searched.alert if searched else False
+
+    if category != ALLOW:
+        if context.banned:
+            return Verdict("block", "ban", category, alert=alert)
+        if not period.internet:
+            return Verdict("block", "break", category, alert=alert)
+        if category in period.closed:
+            if category in policy.never_open or not _granted(facts.host, category, context.grants):
+                return Verdict("block", "closed-category", category, alert=alert)
+            if searched is None or searched.action == "allow":
+                return Verdict("allow", "grant", category)
+    if searched is not None and searched.action != "allow":
+        return searched
+    return Verdict("allow", "allow-list" if category == ALLOW else "none", None if category == ALLOW else category)

@@ -1,0 +1,120 @@
+"""Host categories by domain suffix, in the one-domain-a-line format of UT1 and SquidGuard.
+
+A listed domain covers itself and every subdomain: "tiktok.com" covers "m.tiktok.com". The most
+specific listed suffix decides, and the school allow list wins over every category.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from filters.terms import ListError
+
+ALLOW = "allow"
+HOST_CATEGORIES = ("adult", "gambling", "chat", "social", "webmail", "vpn", "doh")
+
+# UT1's folder names for the categories klaswacht knows, so its archive can be dropped in as is.
+UT1_NAMES = {"social_networks": "social", "redirector": "vpn", "strict_redirector": "vpn",
+             "doh": "doh", "adult": "adult", "gambling": "gambling", "chat": "chat",
+             "webmail": "webmail", "vpn": "vpn"}
+
+
+@dataclass(frozen=True, slots=True)
+class HostEntry:
+    domain: str
+    category: str
+    source: str
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
+
+
+def clean_host(host: str) -> str:
+    """Lower-case host without port, trailing dot or brackets; '' when it is not a host name."""
+    host = host.strip().lower().rstrip(".")
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else ""
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host
+
+
+def parse_domain(text: str, source: str, line: int) -> str | None:
+    """One host-list line as a domain; None for blank and comment lines; ListError if broken."""
+    body = text.split("#", 1)[0].strip().lower()
+    if not body:
+        return None
+    if body.startswith("*."):
+        body = body[2:]
+    body = body.lstrip(".")
+    try:
+        ipaddress.ip_address(body)
+        return body
+    except ValueError:
+        pass
+    labels = body.split(".")
+    if (" " in body or "/" in body or len(body) > 253
+            or not all(0 < len(label) <= 63 and label.replace("-", "").replace("_", "").isalnum()
+                       for label in labels)):
+        raise ListError(source, line, f"{body!r} is not a domain name (one domain a line)")
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class HostLists:
+    """Domains per category plus the allow list, looked up by suffix."""
+
+    entries: dict[str, HostEntry]  # domain -> the entry that decides it
+    allowed: dict[str, HostEntry]
+
+    def lookup(self, host: str) -> HostEntry | None:
+        """The allow-list entry if any suffix of `host` is allowed, else the most specific category entry."""
+        host = clean_host(host)
+        if not host:
+            return None
+        suffixes = [host]
+        while "." in host:
+            host = host.split(".", 1)[1]
+            suffixes.append(host)
+        for suffix in suffixes:
+            if suffix in self.allowed:
+                return self.allowed[suffix]
+        for suffix in suffixes:
+            if suffix in self.entries:
+                return self.entries[suffix]
+        return None
+
+    def category(self, host: str) -> str | None:
+        entry = self.lookup(host)
+        return entry.category if entry else None
+
+
+def build_hostlists(files: Iterable[tuple[str, str, str]]) -> tuple[HostLists, list[ListError]]:
+    """Compile (source name, category, text) host files; a domain in two categories keeps the
+    first in HOST_CATEGORIES order (adult before chat before social); broken lines are skipped."""
+    entries: dict[str, HostEntry] = {}
+    allowed: dict[str, HostEntry] = {}
+    errors: list[ListError] = []
+    rank = {c: i for i, c in enumerate(HOST_CATEGORIES)}
+    for source, category, text in files:
+        if category != ALLOW and category not in rank:
+            errors.append(ListError(source, 0, f"unknown host category {category!r}: "
+                                               f"one of {', '.join((ALLOW, *HOST_CATEGORIES))}"))
+            continue
+        target = allowed if category == ALLOW else entries
+        for number, line in enumerate(text.splitlines(), 1):
+            try:
+                domain = parse_domain(line, source, number)
+            except ListError as e:
+                errors.append(e)
+                continue
+            if domain is None:
+                continue
+            old = target.get(domain)
+            if old is None or rank.get(category, 0) < rank.get(old.category, 0):
+                target[domain] = HostEntry(domain, category, source, number)
+    return HostLists(entries, allowed), errors

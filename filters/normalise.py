@@ -1,0 +1,109 @@
+"""Text normalisation: the one canonical form that wordlist entries and search text are matched in.
+
+The canonical form is lower-case ASCII-ish words separated by single spaces, with a space at both
+ends, so that a word boundary is always a space. Pupils write around filters with capitals,
+accents, leetspeak (``s3x``, ``k@nker``), stretched letters (``neukennnn``) and spelled-out letters
+(``s e x``, ``s.e.x``); each of those is undone here.
+"""
+
+import re
+import unicodedata
+
+# Leetspeak read as letters, but only inside a token that also holds a letter: "groep 5" and
+# "112" stay numbers, "s3x" and "p0rn" become words.
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b",
+                       "@": "a", "$": "s", "€": "e", "!": "i", "|": "i"})
+_LEET_CHARS = frozenset("0134578@$€!|")
+
+# Cyrillic and Greek letters that look like Latin ones ("ѕех" typed with a Cyrillic keyboard).
+_CONFUSABLES = str.maketrans({"а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o",
+                              "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i",
+                              "ј": "j", "ԁ": "d", "ո": "n", "α": "a", "ε": "e", "ι": "i", "κ": "k",
+                              "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x"})
+
+# Characters that are dropped inside a word rather than splitting it: "foto's" -> "fotos",
+# "f*ck" -> "fck", soft hyphens and zero-width joiners.
+_JOINERS = frozenset("'’`´*")
+
+_WORD_CHAR = re.compile(r"[a-z0-9@$€!|]")
+_RUN3 = re.compile(r"([a-z])\1{2,}")
+
+
+def _fold(text: str) -> str:
+    """NFKC, case-fold, strip diacritics and invisible format characters."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    decomposed = unicodedata.normalize("NFD", text.translate(_CONFUSABLES))
+    return "".join(
+        c for c in decomposed
+        if unicodedata.category(c) not in ("Mn", "Me", "Cf", "Cs", "Co", "Cn")
+    )
+
+
+def _tokens(text: str) -> list[str]:
+    """Split folded text into word tokens; leet and joiner characters stay inside words."""
+    tokens: list[str] = []
+    current: list[str] = []
+    for c in text:
+        if _WORD_CHAR.match(c) or (c.isalpha()):
+            current.append(c)
+        elif c in _JOINERS and current:
+            continue
+        elif current:
+            tokens.append("".join(current))
+            current = []
+    if current:
+        tokens.append("".join(current))
+    return [t for t in (_deleet(t) for t in tokens) if t]
+
+
+def _deleet(token: str) -> str:
+    # "kanker!!" and "|sex|" end in punctuation, not in leetspeak.
+    token = token.strip("!|")
+    if not any(c.isalpha() for c in token):
+        # A bare number or a run of symbols: "!!!" and "$$$" carry no word.
+        return token if token.isdigit() else ""
+    if _LEET_CHARS.isdisjoint(token):
+        return token
+    return token.translate(_LEET)
+
+
+def _join_spelled(tokens: list[str]) -> list[str]:
+    """Join three or more single letters in a row: "s e x" and "s.e.x" become "sex"."""
+    out: list[str] = []
+    run: list[str] = []
+    for t in [*tokens, ""]:
+        if len(t) == 1 and t.isalpha():
+            run.append(t)
+            continue
+        if len(run) >= 3:
+            out.append("".join(run))
+        else:
+            out.extend(run)
+        run = []
+        if t:
+            out.append(t)
+    return out
+
+
+def normalise(text: str) -> str:
+    """The canonical form of `text`: folded words, single spaces, a space at both ends.
+
+    Runs of three or more equal letters shrink to two ("neukennnn" -> "neukenn");
+    `variants` also offers the form with such runs shrunk to one.
+    """
+    return variants(text)[0]
+
+
+def variants(text: str) -> tuple[str, ...]:
+    """The canonical form, plus the form with stretched letters shrunk to one where there were any.
+
+    "neukennnn" gives (" neukenn ", " neuken "); "kkk" keeps its own form (" kk ") beside " k ".
+    """
+    tokens = _join_spelled(_tokens(_fold(text)))
+    if not tokens:
+        return (" ",)
+    first = " " + " ".join(_RUN3.sub(r"\1\1", t) for t in tokens) + " "
+    if not any(_RUN3.search(t) for t in tokens):
+        return (first,)
+    second = " " + " ".join(_RUN3.sub(r"\1", t) for t in tokens) + " "
+    return (first, second)

@@ -1,0 +1,251 @@
+"""The school's policy: one TOML file, parsed whole or refused with file, line and reason.
+
+The schema is documented in policies/README.md. Parsing is pure: the caller reads the file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date, time
+from typing import Any
+
+from filters.hosts import HOST_CATEGORIES, parse_domain
+from filters.terms import CATEGORIES, ListError
+
+PERIODS = ("lesson", "break", "outside", "holiday")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SCHOOL_TYPES = ("primary", "secondary")
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; names the file, line and reason."""
+
+    def __init__(self, source: str, line: int, reason: str) -> None:
+        super().__init__(f"{source}:{line}: {reason}")
+        self.source = source
+        self.line = line
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodRule:
+    closed: frozenset[str]  # host categories closed in this period
+    internet: bool = True  # False: only the allow list is open (primary school breaks)
+    search_words: bool = True  # forbidden search words are blocked
+
+
+@dataclass(frozen=True, slots=True)
+class Timetable:
+    days: dict[int, tuple[time, time]]  # weekday (0 = Monday) -> school day start and end
+    breaks: tuple[tuple[time, time], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Holiday:
+    name: str
+    first: date
+    last: date
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    subnets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    timetable: str
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    school_type: str
+    timezone: str
+    threshold: int
+    search_categories: frozenset[str]
+    alert_categories: frozenset[str]
+    never_open: frozenset[str]  # host categories that no grant opens
+    safesearch: bool
+    periods: dict[str, PeriodRule]
+    timetables: dict[str, Timetable]
+    holidays: tuple[Holiday, ...]
+    groups: tuple[Group, ...]
+    default_group: str
+    allow_hosts: tuple[str, ...] = field(default=())
+    source: str = ""
+
+
+def _line_of(text: str, path: tuple[str | int, ...]) -> int:
+    """Best line for a key path: the key under its table header, else the header, else 1."""
+    lines = text.splitlines()
+    names = [p for p in path if isinstance(p, str)]
+    header_line = 0
+    for depth in range(len(names), 0, -1):
+        header = re.compile(r"^\s*\[\[?\s*" + re.escape(".".join(names[:depth])) + r"\s*\]\]?")
+        found = [i for i, line in enumerate(lines) if header.match(line)]
+        if found:
+            index = [p for p in path if isinstance(p, int)]
+            header_line = found[min(index[0], len(found) - 1)] if index and depth < len(names) else found[0]
+            if depth == len(names):
+                return header_line + 1
+            break
+    key = re.compile(r"^\s*" + re.escape(names[-1]) + r"\s*=") if names else None
+    for i in range(header_line, len(lines)):
+        if key and key.match(lines[i]):
+            return i + 1
+    return header_line + 1
+
+
+class _Reader:
+    """Typed access to the parsed TOML that raises PolicyError at the right line."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.text = text
+        self.source = source
+
+    def fail(self, path: tuple[str | int, ...], reason: str) -> PolicyError:
+        return PolicyError(self.source, _line_of(self.text, path), reason)
+
+    def table(self, data: dict[str, Any], key: str, path: tuple[str | int, ...],
+              allowed: tuple[str, ...]) -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail((*path, key), f"'{key}' must be a table")
+        for k in value:
+            if k not in allowed:
+                raise self.fail((*path, key, k), f"unknown key '{k}' in [{'.'.join(map(str, (*path, key)))}]"
+                                                 f" (known: {', '.join(allowed)})")
+        return value
+
+    def get(self, data: dict[str, Any], key: str, kind: type, default: Any, path: tuple[str | int, ...]) -> Any:
+        value = data.get(key, default)
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            raise self.fail((*path, key), f"'{key}' must be {kind.__name__}, not {type(value).__name__}")
+        return value
+
+    def names(self, data: dict[str, Any], key: str, known: tuple[str, ...], default: list[str],
+              path: tuple[str | int, ...]) -> frozenset[str]:
+        values = self.get(data, key, list, default, path)
+        for v in values:
+            if v not in known:
+                raise self.fail((*path, key), f"'{key}': unknown name {v!r} (known: {', '.join(known)})")
+        return frozenset(values)
+
+    def clock(self, value: Any, path: tuple[str | int, ...]) -> tuple[time, time]:
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})", value) if isinstance(value, str) else None
+        if not m:
+            raise self.fail(path, f"{value!r} is not a time range like \"08:30-14:15\"")
+        h1, m1, h2, m2 = map(int, m.groups())
+        if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59 or (h1, m1) >= (h2, m2):
+            raise self.fail(path, f"{value!r} is not a time range from an earlier to a later time")
+        return time(h1, m1), time(h2, m2)
+
+
+_TOP = ("school", "filter", "periods", "timetables", "holidays", "groups", "allow")
+
+
+def parse_policy(text: str, source: str = "policy.toml") -> Policy:
+    """The Policy in `text`, or PolicyError with the line and reason of the first problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise PolicyError(source, int(m.group(1)) if m else 1, f"not valid TOML: {e}") from e
+    r = _Reader(text, source)
+    for key in data:
+        if key not in _TOP:
+            raise r.fail((key,), f"unknown table [{key}] (known: {', '.join(_TOP)})")
+
+    school = r.table(data, "school", (), ("name", "type", "timezone", "default_group"))
+    school_type = r.get(school, "type", str, "primary", ("school",))
+    if school_type not in SCHOOL_TYPES:
+        raise r.fail(("school", "type"), f"type must be one of {', '.join(SCHOOL_TYPES)}, not {school_type!r}")
+
+    filt = r.table(data, "filter", (), ("threshold", "search_categories", "alert_categories",
+                                        "never_open", "safesearch"))
+    threshold = r.get(filt, "threshold", int, 100, ("filter",))
+    if threshold <= 0:
+        raise r.fail(("filter", "threshold"), "threshold must be a positive number")
+
+    periods_table = r.table(data, "periods", (), PERIODS)
+    periods: dict[str, PeriodRule] = {}
+    for name in PERIODS:
+        p = r.table(periods_table, name, ("periods",), ("closed", "internet", "search_words"))
+        if name == "holiday" and not p:
+            periods[name] = periods.get("outside", PeriodRule(frozenset()))
+            continue
+        periods[name] = PeriodRule(
+            r.names(p, "closed", HOST_CATEGORIES, [], ("periods", name)),
+            r.get(p, "internet", bool, True, ("periods", name)),
+            r.get(p, "search_words", bool, True, ("periods", name)))
+
+    timetables: dict[str, Timetable] = {}
+    tt_table = r.get(data, "timetables", dict, {}, ())
+    for tname, tt in tt_table.items():
+        path: tuple[str | int, ...] = ("timetables", tname)
+        tt = r.table(tt_table, tname, ("timetables",), ("days", "breaks"))
+        days_table = r.table(tt, "days", path, DAYS)
+        days = {DAYS.index(d): r.clock(v, (*path, "days", d)) for d, v in days_table.items()}
+        breaks = tuple(r.clock(b, (*path, "breaks")) for b in r.get(tt, "breaks", list, [], path))
+        timetables[tname] = Timetable(days, breaks)
+    if "default" not in timetables:
+        raise r.fail(("timetables",), "a [timetables.default] table is needed: the school day of every group")
+
+    holidays: list[Holiday] = []
+    for i, h in enumerate(r.get(data, "holidays", list, [], ())):
+        path = ("holidays", i)
+        if not isinstance(h, dict) or set(h) - {"name", "first", "last"}:
+            raise r.fail(path, "a holiday has name, first and last (dates like 2026-12-19)")
+        first, last = h.get("first"), h.get("last")
+        if not isinstance(first, date) or not isinstance(last, date) or last < first:
+            raise r.fail(path, "a holiday needs first and last dates, last not before first")
+        holidays.append(Holiday(str(h.get("name", "")), first, last))
+
+    groups: list[Group] = []
+    for i, g in enumerate(r.get(data, "groups", list, [], ())):
+        path = ("groups", i)
+        if not isinstance(g, dict) or not isinstance(g.get("name"), str) or set(g) - {"name", "subnets", "timetable"}:
+            raise r.fail(path, "a group has a name, and may have subnets and a timetable")
+        subnets = []
+        for s in r.get(g, "subnets", list, [], path):
+            try:
+                subnets.append(ipaddress.ip_network(s, strict=False))
+            except (ValueError, TypeError) as e:
+                raise r.fail((*path, "subnets"), f"group {g['name']!r}: {s!r} is not a subnet: {e}") from e
+        timetable = r.get(g, "timetable", str, "default", path)
+        if timetable not in timetables:
+            raise r.fail((*path, "timetable"), f"group {g['name']!r}: no timetable named {timetable!r}")
+        groups.append(Group(g["name"], tuple(subnets), timetable))
+    names = [g.name for g in groups]
+    if len(set(names)) != len(names):
+        raise r.fail(("groups",), "two groups have the same name")
+
+    default_group = r.get(school, "default_group", str, names[0] if names else "school", ("school",))
+    if names and default_group not in names:
+        raise r.fail(("school", "default_group"), f"default_group {default_group!r} is not a group")
+
+    allow = r.table(data, "allow", (), ("hosts",))
+    allow_hosts: list[str] = []
+    for h in r.get(allow, "hosts", list, [], ("allow",)):
+        try:
+            domain = parse_domain(str(h), source, _line_of(text, ("allow", "hosts")))
+        except ListError as e:
+            raise PolicyError(source, e.line, f"[allow] hosts: {e.reason}") from e
+        if domain:
+            allow_hosts.append(domain)
+
+    return Policy(
+        name=r.get(school, "name", str, "", ("school",)),
+        school_type=school_type,
+        timezone=r.get(school, "timezone", str, "Europe/Amsterdam", ("school",)),
+        threshold=threshold,
+        search_categories=r.names(filt, "search_categories", CATEGORIES,
+                                  ["coarse", "violence", "sex", "discrimination"], ("filter",)),
+        alert_categories=r.names(filt, "alert_categories", CATEGORIES, ["self-harm"], ("filter",)),
+        never_open=r.names(filt, "never_open", HOST_CATEGORIES, ["adult", "gambling"], ("filter",)),
+        safesearch=r.get(filt, "safesearch", bool, True, ("filter",)),
+        periods=periods, timetables=timetables, holidays=tuple(holidays), groups=tuple(groups),
+        default_group=default_group, allow_hosts=tuple(allow_hosts), source=source,
+    )
+

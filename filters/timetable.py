@@ -1,0 +1,27 @@
+"""Which period it is for a group: lesson, break, outside school hours or holiday.
+
+Pure: the caller gives the local wall-clock time (the proxy converts with zoneinfo, so daylight
+saving is the caller's and the tz database's business, not this module's).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from filters.policy import Policy
+
+
+def period_at(policy: Policy, group: str, when: datetime) -> str:
+    """The period for `group` at local time `when`: "lesson", "break", "outside" or "holiday"."""
+    day = when.date()
+    if any(h.first <= day <= h.last for h in policy.holidays):
+        return "holiday"
+    name = next((g.timetable for g in policy.groups if g.name == group), "default")
+    timetable = policy.timetables[name]
+    hours = timetable.days.get(when.weekday())
+    now = when.time()
+    if hours is None or not hours[0] <= now < hours[1]:
+        return "outside"
+    if any(start <= now < end for start, end in timetable.breaks):
+        return "break"
+    return "lesson"

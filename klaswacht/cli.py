@@ -1,0 +1,128 @@
+"""klaswacht: the one command line of the product."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from filters.decide import Context, Facts, decide
+from filters.policy import PERIODS, PolicyError
+from klaswacht import checks, evaluate, explaining
+from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, load_lists, load_policy
+
+# Searches on the command line are judged as if typed into this engine.
+SEARCH_HOST = "www.google.com"
+
+
+def _context(args: argparse.Namespace) -> tuple[Context, Lists]:
+    policy = load_policy(args.policy)
+    lists = load_lists([SHIPPED_LISTS, *args.lists], policy)
+    for error in lists.errors:
+        print(f"warning: {error}", file=sys.stderr)
+    return Context(policy, lists.terms, lists.hosts, args.period), lists
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    context, _ = _context(args)
+    out = sys.stdout
+    for raw in sys.stdin:
+        line = raw.rstrip("\r\n")
+        if args.hosts:
+            verdict = decide(Facts(line), context)
+            entry = context.hosts.lookup(line)
+            record: dict[str, object] = {"host": line, "category": entry.category if entry else None,
+                                         "blocked_in_lessons": verdict.action == "block"}
+        else:
+            verdict = decide(Facts(SEARCH_HOST, line), context)
+            record = {"query": line, "blocked": verdict.action == "block", "category": verdict.category,
+                      "terms": list(verdict.terms), "alert": verdict.alert}
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    out.flush()
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    context, _ = _context(args)
+    print(explaining.explain(args.input, context, SEARCH_HOST))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    if args.what == "policy":
+        return checks.check_policy(Path(args.path))
+    return checks.check_lists(Path(args.path))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    context, _ = _context(args)
+    return evaluate.evaluate(Path(args.file), context, SEARCH_HOST, show_misses=args.misses)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    context, lists = _context(args)
+    policy = context.policy
+    print(f"policy: {policy.source} ({policy.school_type}, {len(policy.groups)} groups)")
+    print(f"lists: {len(lists.terms.entries)} term entries, "
+          f"{len(lists.hosts.entries)} categorised domains, {len(lists.hosts.allowed)} allowed domains, "
+          f"{len(lists.errors)} load errors")
+    print("proxy: not yet available in this version (the filter core is ready: try "
+          "'klaswacht classify' or 'klaswacht explain')")
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", default=str(DEFAULT_POLICY),
+                        help="policy TOML file (default: the shipped primary-school policy)")
+    parser.add_argument("--lists", action="append", type=Path, default=[], metavar="DIR",
+                        help="a local list folder whose files replace or add to the shipped lists")
+    parser.add_argument("--period", choices=PERIODS, default="lesson",
+                        help="the period to judge in (default: lesson)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="klaswacht", description="Content filter for pupils' devices.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("classify", help="judge search queries (or hosts) read one a line from stdin")
+    p.add_argument("--hosts", action="store_true", help="read host names instead of search queries")
+    _common(p)
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("explain", help="say which list line and rule decide a query, URL or host")
+    p.add_argument("input", metavar="QUERY_OR_URL")
+    _common(p)
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("check", help="check a policy file or a list folder; exit 1 on any problem")
+    p.add_argument("what", choices=("policy", "lists"))
+    p.add_argument("path")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("eval", help="score the filter on a labelled TSV file, with a confusion table")
+    p.add_argument("file")
+    p.add_argument("--misses", action="store_true", help="also list every wrong answer")
+    _common(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("run", help="start the filter")
+    _common(p)
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PolicyError as e:
+        print(f"klaswacht: policy refused: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
