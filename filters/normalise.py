@@ -13,7 +13,6 @@ import unicodedata
 # "112" stay numbers, "s3x" and "p0rn" become words.
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b",
                        "@": "a", "$": "s", "€": "e", "!": "i", "|": "i"})
-_LEET_CHARS = frozenset("0134578@$€!|")
 
 # Cyrillic and Greek letters that look like Latin ones ("ѕех" typed with a Cyrillic keyboard).
 _CONFUSABLES = str.maketrans({"а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o",
@@ -22,48 +21,36 @@ _CONFUSABLES = str.maketrans({"а": "a", "в": "b", "е": "e", "к": "k", "м": 
                               "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x"})
 
 # Characters that are dropped inside a word rather than splitting it: "foto's" -> "fotos",
-# "f*ck" -> "fck", soft hyphens and zero-width joiners.
-_JOINERS = frozenset("'’`´*")
-
-_WORD_CHAR = re.compile(r"[a-z0-9@$€!|]")
+# "f*ck" -> "fck". (Zero-width joiners and soft hyphens are format characters, gone in _fold.)
+_DROP = str.maketrans("", "", "'’`´*")
+_TOKEN = re.compile(r"(?:[^\W_]|[@$€!|'’`´*])+")
 _RUN3 = re.compile(r"([a-z])\1{2,}")
 
 
 def _fold(text: str) -> str:
     """NFKC, case-fold, strip diacritics and invisible format characters."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    decomposed = unicodedata.normalize("NFD", text.translate(_CONFUSABLES))
+    if text.isascii():
+        return text.lower()
+    text = unicodedata.normalize("NFKC", text).casefold().translate(_CONFUSABLES)
     return "".join(
-        c for c in decomposed
+        c for c in unicodedata.normalize("NFD", text)
         if unicodedata.category(c) not in ("Mn", "Me", "Cf", "Cs", "Co", "Cn")
     )
 
 
 def _tokens(text: str) -> list[str]:
     """Split folded text into word tokens; leet and joiner characters stay inside words."""
-    tokens: list[str] = []
-    current: list[str] = []
-    for c in text:
-        if _WORD_CHAR.match(c) or (c.isalpha()):
-            current.append(c)
-        elif c in _JOINERS and current:
-            continue
-        elif current:
-            tokens.append("".join(current))
-            current = []
-    if current:
-        tokens.append("".join(current))
-    return [t for t in (_deleet(t) for t in tokens) if t]
+    return [t for t in (_deleet(t.translate(_DROP)) for t in _TOKEN.findall(text)) if t]
 
 
 def _deleet(token: str) -> str:
     # "kanker!!" and "|sex|" end in punctuation, not in leetspeak.
     token = token.strip("!|")
+    if token.isalpha():
+        return token
     if not any(c.isalpha() for c in token):
         # A bare number or a run of symbols: "!!!" and "$$$" carry no word.
         return token if token.isdigit() else ""
-    if _LEET_CHARS.isdisjoint(token):
-        return token
     return token.translate(_LEET)
 
 
@@ -99,11 +86,10 @@ def variants(text: str) -> tuple[str, ...]:
 
     "neukennnn" gives (" neukenn ", " neuken "); "kkk" keeps its own form (" kk ") beside " k ".
     """
-    tokens = _join_spelled(_tokens(_fold(text)))
-    if not tokens:
-        return (" ",)
-    first = " " + " ".join(_RUN3.sub(r"\1\1", t) for t in tokens) + " "
-    if not any(_RUN3.search(t) for t in tokens):
-        return (first,)
-    second = " " + " ".join(_RUN3.sub(r"\1", t) for t in tokens) + " "
-    return (first, second)
+    tokens = _tokens(_fold(text))
+    if any(len(t) == 1 for t in tokens):
+        tokens = _join_spelled(tokens)
+    joined = " " + " ".join(tokens) + " "
+    if not _RUN3.search(joined):
+        return (joined,)
+    return (_RUN3.sub(r"\1\1", joined), _RUN3.sub(r"\1", joined))

@@ -120,7 +120,7 @@ class _Reader:
 
     def get(self, data: dict[str, Any], key: str, kind: type, default: Any, path: tuple[str | int, ...]) -> Any:
         value = data.get(key, default)
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
             raise self.fail((*path, key), f"'{key}' must be {kind.__name__}, not {type(value).__name__}")
         return value
 

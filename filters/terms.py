@@ -197,9 +197,9 @@ class TermList:
             for pattern, index, part_no in values:
                 start = end - len(pattern.key) + 1
                 before, after = text[start - 1], text[end + 1]
-                if pattern.head == "word" and before != " " or pattern.head == "more" and before == " ":
+                if (pattern.head == "word" and before != " ") or (pattern.head == "more" and before == " "):
                     continue
-                if pattern.tail == "word" and after != " " or pattern.tail == "more" and after == " ":
+                if (pattern.tail == "word" and after != " ") or (pattern.tail == "more" and after == " "):
                     continue
                 yield index, part_no, start, end + 1
 

@@ -30,7 +30,7 @@ def _table(counts: Counter[tuple[str, str]], title: str) -> list[str]:
 
 
 def _queries(rows: list[dict[str, str]], verdicts: list[Verdict], show_misses: bool) -> list[str]:
-    out = _table(Counter((r["category"], v.category if v.action == "block" else "pass")
+    out = _table(Counter((r["category"], (v.category or "-") if v.action == "block" else "pass")
                          for r, v in zip(rows, verdicts, strict=True)), "true \\ verdict")
     out.append("")
     for lang in sorted({r["lang"] for r in rows}):
@@ -51,8 +51,8 @@ def _queries(rows: list[dict[str, str]], verdicts: list[Verdict], show_misses: b
 
 
 def _hard(rows: list[dict[str, str]], verdicts: list[Verdict], show_misses: bool) -> list[str]:
-    right = Counter()
-    total = Counter()
+    right: Counter[str] = Counter()
+    total: Counter[str] = Counter()
     out = []
     for r, v in zip(rows, verdicts, strict=True):
         ok = v.action != "block" and (v.alert or r["expect"] != "alert")
@@ -67,7 +67,7 @@ def _hard(rows: list[dict[str, str]], verdicts: list[Verdict], show_misses: bool
 
 
 def _hosts(rows: list[dict[str, str]], verdicts: list[Verdict], show_misses: bool) -> list[str]:
-    out = _table(Counter((r["category"], v.category or "-" if v.action == "block" else "pass")
+    out = _table(Counter((r["category"], (v.category or "-") if v.action == "block" else "pass")
                          for r, v in zip(rows, verdicts, strict=True)), "true \\ verdict")
     right = sum((v.action == "block") == (r["label"] == "block") for r, v in zip(rows, verdicts, strict=True))
     out.append(f"hosts right: {right}/{len(rows)}")
