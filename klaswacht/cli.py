@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -27,8 +28,10 @@ def _context(args: argparse.Namespace) -> tuple[Context, Lists]:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     context, _ = _context(args)
-    out = sys.stdout
-    for raw in sys.stdin:
+    # Any bytes give a verdict: undecodable input is replaced, never an exception.
+    source = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n")
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="replace", newline="\n")
+    for raw in source:
         line = raw.rstrip("\r\n")
         if args.hosts:
             verdict = decide(Facts(line), context)
@@ -41,6 +44,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
                       "terms": list(verdict.terms), "alert": verdict.alert}
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
     out.flush()
+    out.detach()
     return 0
 
 
