@@ -80,21 +80,25 @@ def _line_of(text: str, path: tuple[str | int, ...]) -> int:
     """Best line for a key path: the key under its table header, else the header, else 1."""
     lines = text.splitlines()
     names = [p for p in path if isinstance(p, str)]
-    header_line = 0
+    index = next((p for p in path if isinstance(p, int)), 0)
+    start, depth = -1, 0
     for depth in range(len(names), 0, -1):
-        header = re.compile(r"^\s*\[\[?\s*" + re.escape(".".join(names[:depth])) + r"\s*\]\]?")
-        found = [i for i, line in enumerate(lines) if header.match(line)]
+        header = re.compile(r"\s*\[\[?\s*" + re.escape(".".join(names[:depth])) + r"\s*\]\]?\s*(#.*)?")
+        found = [i for i, line in enumerate(lines) if header.fullmatch(line)]
         if found:
-            index = [p for p in path if isinstance(p, int)]
-            header_line = found[min(index[0], len(found) - 1)] if index and depth < len(names) else found[0]
-            if depth == len(names):
-                return header_line + 1
+            start = found[min(index, len(found) - 1)]
             break
-    key = re.compile(r"^\s*" + re.escape(names[-1]) + r"\s*=") if names else None
-    for i in range(header_line, len(lines)):
-        if key and key.match(lines[i]):
+    else:
+        depth = 0
+    if depth == len(names) and start >= 0:
+        return start + 1
+    key = re.compile(r"\s*" + re.escape(names[depth]) + r"\s*[=.]")
+    for i in range(start + 1, len(lines)):
+        if lines[i].lstrip().startswith("[") and i > start + 1 and start >= 0:
+            break
+        if key.match(lines[i]):
             return i + 1
-    return header_line + 1
+    return start + 1 if start >= 0 else 1
 
 
 class _Reader:
@@ -195,8 +199,10 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
     holidays: list[Holiday] = []
     for i, h in enumerate(r.get(data, "holidays", list, [], ())):
         path = ("holidays", i)
-        if not isinstance(h, dict) or set(h) - {"name", "first", "last"}:
-            raise r.fail(path, "a holiday has name, first and last (dates like 2026-12-19)")
+        if not isinstance(h, dict):
+            raise r.fail(path, "a holiday is a [[holidays]] table with name, first and last")
+        for k in set(h) - {"name", "first", "last"}:
+            raise r.fail((*path, k), f"unknown key '{k}' in a holiday (known: name, first, last)")
         first, last = h.get("first"), h.get("last")
         if not isinstance(first, date) or not isinstance(last, date) or last < first:
             raise r.fail(path, "a holiday needs first and last dates, last not before first")
@@ -205,8 +211,10 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
     groups: list[Group] = []
     for i, g in enumerate(r.get(data, "groups", list, [], ())):
         path = ("groups", i)
-        if not isinstance(g, dict) or not isinstance(g.get("name"), str) or set(g) - {"name", "subnets", "timetable"}:
-            raise r.fail(path, "a group has a name, and may have subnets and a timetable")
+        if not isinstance(g, dict) or not isinstance(g.get("name"), str):
+            raise r.fail(path, "a group is a [[groups]] table with a name, and may have subnets and a timetable")
+        for k in set(g) - {"name", "subnets", "timetable"}:
+            raise r.fail((*path, k), f"group {g['name']!r}: unknown key '{k}' (known: name, subnets, timetable)")
         subnets = []
         for s in r.get(g, "subnets", list, [], path):
             try:
