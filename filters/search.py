@@ -40,7 +40,7 @@ ENGINES: tuple[Engine, ...] = (
            ("search_query", "q", "query"), safesearch=True),
     Engine("bing", _hosts(r"bing\.com"),
            ("/search", "/images/search", "/videos/search", "/news/search", "/as/suggestions",
-            "/osjson.aspx", "/qsonhs.aspx"), ("q", "qry"), safesearch=True),
+            "/osjson.aspx", "/qsonhs.aspx"), ("q", "qry", "query"), safesearch=True),
     Engine("duckduckgo", _hosts(r"duckduckgo\.com"),
            ("/", "/html", "/lite", "/ac", "/d.js", "/i.js", "/v.js"), ("q",), safesearch=True),
     Engine("wikipedia", _hosts(r"wikipedia\.org"),
@@ -69,7 +69,7 @@ def find_engine(host: str, path: str = "/") -> Engine | None:
 
 def _under(path: str, prefix: str) -> bool:
     if prefix == "/":
-        return path in ("/", "")
+        return path in ("/", "") or path.startswith("/?")
     return path == prefix or path.startswith(prefix.rstrip("/") + "/") or path.startswith(prefix + "?")
 
 

@@ -76,10 +76,11 @@ class Entry:
 def _edges(term: str) -> tuple[str, Edge, Edge]:
     head: Edge = "word"
     tail: Edge = "word"
-    if term[:1] in "*+":
+    # Tuples, not "*+": the empty string is in every string ("*" alone must not index an empty term).
+    if term[:1] in ("*", "+"):
         head = "any" if term[0] == "*" else "more"
         term = term[1:]
-    if term[-1:] in "*+":
+    if term[-1:] in ("*", "+"):
         tail = "any" if term[-1] == "*" else "more"
         term = term[:-1]
     return term, head, tail
