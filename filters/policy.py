@@ -218,6 +218,8 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
         subnets = []
         for s in r.get(g, "subnets", list, [], path):
             try:
+                if not isinstance(s, str):  # ip_network(5) would be 0.0.0.5/32
+                    raise TypeError(f"a subnet is a string like \"10.20.56.0/24\", not {type(s).__name__}")
                 subnets.append(ipaddress.ip_network(s, strict=False))
             except (ValueError, TypeError) as e:
                 raise r.fail((*path, "subnets"), f"group {g['name']!r}: {s!r} is not a subnet: {e}") from e
@@ -226,8 +228,9 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
             raise r.fail((*path, "timetable"), f"group {g['name']!r}: no timetable named {timetable!r}")
         groups.append(Group(g["name"], tuple(subnets), timetable))
     names = [g.name for g in groups]
-    if len(set(names)) != len(names):
-        raise r.fail(("groups",), "two groups have the same name")
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise r.fail(("groups", i, "name"), f"two groups are named {name!r}")
 
     default_group = r.get(school, "default_group", str, names[0] if names else "school", ("school",))
     if names and default_group not in names:
