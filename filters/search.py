@@ -80,11 +80,11 @@ def _from_body(body: bytes, params: tuple[str, ...]) -> str | None:
             data = json.loads(text)
         except ValueError:
             return None
-        if isinstance(data, dict):
-            for p in params:
-                value = data.get(p)
-                if isinstance(value, str):
-                    return value
+        # Text that starts with "{" and parses is always a JSON object: data is a dict.
+        for p in params:
+            value = data.get(p)
+            if isinstance(value, str):
+                return value
         return None
     fields = parse_qs(text, keep_blank_values=False)
     for p in params:

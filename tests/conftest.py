@@ -102,6 +102,12 @@ def hosts() -> HostLists:
 
 
 @pytest.fixture(scope="session")
+def policy_text() -> str:
+    """The TOML text of the small primary-school policy of the tests."""
+    return PRIMARY_TOML
+
+
+@pytest.fixture(scope="session")
 def policy() -> Policy:
     """The small primary-school policy of the tests."""
     return parse_policy(PRIMARY_TOML, "test.toml")
