@@ -16,7 +16,7 @@ ALLOW = "allow"
 HOST_CATEGORIES = ("adult", "gambling", "chat", "social", "webmail", "vpn", "doh")
 
 # UT1's folder names for the categories klaswacht knows, so its archive can be dropped in as is.
-UT1_NAMES = {"social_networks": "social", "redirector": "vpn", "strict_redirector": "vpn",
+UT1_NAMES = {"social_networks": "social", "dating": "social", "redirector": "vpn", "strict_redirector": "vpn",
              "doh": "doh", "adult": "adult", "gambling": "gambling", "chat": "chat",
              "webmail": "webmail", "vpn": "vpn"}
 

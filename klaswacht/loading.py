@@ -77,9 +77,10 @@ def load_lists(folders: list[Path], policy: Policy | None = None) -> Lists:
             continue
         if rel.startswith("hosts/"):
             category = _host_category(rel)
-            if category == ALLOW or category in HOST_CATEGORIES:
+            if category == ALLOW or category in HOST_CATEGORIES or rel.endswith(".txt"):
+                # build_hostlists reports an unknown category in a .txt file (a typo in a name).
                 host_files.append((_display(path), category, text))
-            # Other UT1 categories in a dropped-in archive are simply not used.
+            # A dropped-in UT1 archive holds many categories; those klaswacht has no use for are skipped.
         else:
             term_files.append((_display(path), path.stem, text))
     if policy is not None and policy.allow_hosts:
