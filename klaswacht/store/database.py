@@ -1,0 +1,46 @@
+"""What the store needs from a database: the seam where a PostgreSQL adapter will fit next to SQLite.
+
+Adapters raise StoreUnavailable (reason busy, full, gone or io) for conditions that pass, and
+StoreError for everything else; the store above them never sees a driver's exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+Params = Sequence[Any]
+
+
+class Transaction(Protocol):
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        ...
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None: ...
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+
+class Database(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ensure_current(self) -> bool:
+        """Reconnect when the database behind the connection was removed or replaced; True if it did."""
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """One write transaction: committed when the block ends, rolled back when it raises."""
+        ...
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """One statement in its own transaction."""
+        ...
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        """Read on a connection of its own, so readers never wait behind the writer."""
+        ...

@@ -1,0 +1,135 @@
+"""The schema as versioned migrations of portable SQL, and the one function that applies them.
+
+Rules that keep a PostgreSQL adapter possible: standard types only (TEXT, INTEGER), ids made by the
+store (no AUTOINCREMENT / SERIAL), times as ISO 8601 UTC text, `?` placeholders (an adapter whose
+driver wants `$1` or `%s` translates them). A migration is never edited once released: add one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from klaswacht.store.model import StoreError, iso, now_utc
+
+if TYPE_CHECKING:
+    from klaswacht.store.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "events, alerts, grants, bans, roster, staff and audit", (
+        """CREATE TABLE groups (
+            name TEXT NOT NULL PRIMARY KEY)""",
+        """CREATE TABLE pupils (
+            id TEXT NOT NULL PRIMARY KEY,
+            number TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            group_name TEXT)""",
+        """CREATE TABLE devices (
+            address TEXT NOT NULL PRIMARY KEY,
+            pupil TEXT NOT NULL)""",
+        """CREATE TABLE events (
+            id TEXT NOT NULL PRIMARY KEY,
+            time TEXT NOT NULL,
+            action TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            category TEXT,
+            host TEXT,
+            terms TEXT NOT NULL,
+            client TEXT,
+            group_name TEXT,
+            severity TEXT)""",
+        """CREATE TABLE search_counts (
+            day TEXT NOT NULL,
+            group_name TEXT NOT NULL,
+            engine TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (day, group_name, engine))""",
+        """CREATE TABLE alerts (
+            id TEXT NOT NULL PRIMARY KEY,
+            time TEXT NOT NULL,
+            client TEXT,
+            group_name TEXT,
+            severity TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('new', 'seen', 'closed')),
+            note TEXT,
+            changed_by TEXT,
+            changed_at TEXT)""",
+        """CREATE TABLE grants (
+            id TEXT NOT NULL PRIMARY KEY,
+            group_name TEXT NOT NULL,
+            what TEXT NOT NULL,
+            starts TEXT NOT NULL,
+            until TEXT NOT NULL,
+            actor TEXT NOT NULL)""",
+        """CREATE TABLE bans (
+            id TEXT NOT NULL PRIMARY KEY,
+            pupil TEXT NOT NULL,
+            starts TEXT NOT NULL,
+            until TEXT NOT NULL,
+            reason TEXT,
+            actor TEXT NOT NULL)""",
+        """CREATE TABLE staff (
+            name TEXT NOT NULL PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('teacher', 'care', 'it', 'admin')),
+            password TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0)""",
+        """CREATE TABLE staff_groups (
+            staff TEXT NOT NULL,
+            group_name TEXT NOT NULL,
+            PRIMARY KEY (staff, group_name))""",
+        """CREATE TABLE audit (
+            id TEXT NOT NULL PRIMARY KEY,
+            time TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT,
+            detail TEXT)""",
+    )),
+    Migration(2, "indexes for the dashboard, the snapshot and the purge", (
+        "CREATE INDEX events_time ON events (time)",
+        "CREATE INDEX events_client ON events (client)",
+        "CREATE INDEX alerts_state ON alerts (state, time)",
+        "CREATE INDEX grants_until ON grants (until)",
+        "CREATE INDEX bans_until ON bans (until)",
+        "CREATE INDEX devices_pupil ON devices (pupil)",
+        "CREATE INDEX audit_time ON audit (time)",
+    )),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+
+async def migrate(db: Database, upto: int = LATEST) -> int:
+    """Bring the database to schema `upto`, one transaction per migration; returns the version.
+
+    Safe when several processes open the same database at once: each migration re-reads the
+    version inside its own write transaction, so a step is applied exactly once.
+    """
+    await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY, "
+                     "applied TEXT NOT NULL, description TEXT NOT NULL)")
+    version = 0
+    for migration in MIGRATIONS:
+        if migration.version > upto:
+            break
+        async with db.transaction() as tx:
+            rows = await tx.fetchall("SELECT MAX(version) AS version FROM schema_version")
+            version = rows[0]["version"] or 0
+            if version > LATEST:
+                raise StoreError(f"the database has schema version {version}, newer than this klaswacht "
+                                 f"knows ({LATEST}): upgrade klaswacht")
+            if migration.version <= version:
+                continue
+            for statement in migration.statements:
+                await tx.execute(statement)
+            await tx.execute("INSERT INTO schema_version (version, applied, description) VALUES (?, ?, ?)",
+                             (migration.version, iso(now_utc()), migration.description))
+            version = migration.version
+    return version

@@ -1,0 +1,603 @@
+"""The Store: the one channel between the proxy, the dashboard and the command line.
+
+The proxy calls `record(event)` (never waits) and `snapshot()` (never touches the database); three
+background tasks write event batches, refresh the snapshot and purge old data. Staff actions are
+async methods that take an `actor` and write their audit row in the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
+
+import argon2
+
+from klaswacht.store.database import Params, Row, Transaction
+from klaswacht.store.intake import COUNTERS, Intake, Item
+from klaswacht.store.model import (
+    ALERT_STATES,
+    ROLES,
+    SEARCH,
+    Event,
+    Snapshot,
+    Staff,
+    StoreError,
+    StoreUnavailable,
+    from_iso,
+    iso,
+    now_utc,
+)
+from klaswacht.store.privacy import Pseudonyms, load_secret
+from klaswacht.store.roster import RosterRow
+from klaswacht.store.schema import migrate
+from klaswacht.store.sqlite import SqliteDatabase
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DB_NAME = "klaswacht.db"
+_EVENT_COLUMNS = "id, time, action, rule, category, host, terms, client, group_name, severity"
+_INSERT_EVENT = (f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                 "ON CONFLICT (id) DO NOTHING")
+_INSERT_ALERT = ("INSERT INTO alerts (id, time, client, group_name, severity, state) VALUES (?, ?, ?, ?, ?, 'new') "
+                 "ON CONFLICT (id) DO NOTHING")
+_COUNT_SEARCH = ("INSERT INTO search_counts (day, group_name, engine, count) VALUES (?, ?, ?, ?) "
+                 "ON CONFLICT (day, group_name, engine) DO UPDATE SET count = search_counts.count + excluded.count")
+_INSERT_AUDIT = "INSERT INTO audit (id, time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)"
+_PAGE = 1000
+
+
+def default_data_dir() -> Path:
+    """The per-user data folder: $XDG_DATA_HOME/klaswacht, else ~/.local/share/klaswacht."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "klaswacht"
+
+
+def _new_id() -> str:
+    return secrets.token_hex(10)
+
+
+def _host_only(host: str | None) -> str | None:
+    """The host of whatever the caller passed: a URL with its path and query never reaches the database."""
+    if not host:
+        return None
+    if "/" in host or "@" in host or "?" in host:
+        return urlsplit(host if "//" in host else "//" + host).hostname
+    return host
+
+
+def _event_row(event_id: str, event: Event) -> tuple[Any, ...]:
+    return (event_id, iso(event.time), str(event.action), str(event.rule),
+            None if event.category is None else str(event.category), _host_only(event.host),
+            json.dumps([str(t) for t in event.terms], ensure_ascii=False),
+            None if event.client is None else str(event.client),
+            None if event.group is None else str(event.group),
+            None if event.severity is None else str(event.severity))
+
+
+def _event_out(row: Row) -> dict[str, Any]:
+    return {"time": row["time"], "action": row["action"], "rule": row["rule"], "category": row["category"],
+            "host": row["host"], "terms": json.loads(row["terms"]), "client": row["client"],
+            "group": row["group_name"], "severity": row["severity"], "id": row["id"]}
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("store: task %s stopped", task.get_name(), exc_info=task.exception())
+
+
+class Store:
+    """Everything klaswacht keeps, in `data_dir` (database, spill files, the pseudonym secret)."""
+
+    def __init__(self, data_dir: Path | str, *, events_days: int = 28, audit_days: int = 365,
+                 queue_bound: int = 2000, batch_size: int = 500, batch_interval: float = 0.2,
+                 snapshot_interval: float = 1.0, purge_interval: float = 3600.0, busy_timeout: float = 0.3,
+                 staff_timeout: float = 5.0, max_backoff: float = 1.0) -> None:
+        if events_days < 1 or audit_days < 1:
+            raise ValueError("retention must be at least one day")
+        self.data_dir = Path(data_dir)
+        self.events_days = events_days
+        self.audit_days = audit_days
+        self.batch_size = batch_size
+        self.batch_interval = batch_interval
+        self.snapshot_interval = snapshot_interval
+        self.purge_interval = purge_interval
+        self.staff_timeout = staff_timeout
+        self.max_backoff = max_backoff
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.db = SqliteDatabase(self.data_dir / DB_NAME, busy_timeout)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.pseudonyms = Pseudonyms(load_secret(self.data_dir / "secret.key"))
+        self.intake = Intake(self.data_dir / "spill", queue_bound, self.counters)
+        self.unavailable: StoreUnavailable | None = None  # why the last write failed, until one succeeds
+        self._snapshot = Snapshot(now_utc())
+        self._schema_ok = False
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._in_flight = 0
+        self._closed = False
+        self._hasher = argon2.PasswordHasher()
+
+    # --- life cycle
+
+    async def open(self, *, background: bool = True, strict: bool = True) -> Self:
+        """Connect and migrate; with `background`, start the writer, snapshot and purge tasks.
+
+        With `strict=False` an unavailable database does not stop the start: events queue and spill,
+        and the writer connects when it can (the proxy must filter from its first second).
+        """
+        try:
+            await self._ensure_db()
+            await self.refresh_snapshot()
+        except StoreError as e:
+            if strict:
+                await self.db.close()
+                raise
+            log.warning("store: database not available at start (%s): events wait", e)
+        if background:
+            self._tasks = [asyncio.create_task(self._run_writer(), name="store-writer"),
+                           asyncio.create_task(self._run_snapshots(), name="store-snapshot"),
+                           asyncio.create_task(self._run_purge(), name="store-purge")]
+            for task in self._tasks:
+                task.add_done_callback(_report_crash)
+        return self
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop the tasks and put every queued event in the database, or in a spill file, within `timeout`."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # Each task ends its current step (bounded by the busy timeout) and stops at its next pause.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        delay = 0.05
+        while self.intake.queue and loop.time() + delay < deadline:
+            if await self._write_queued():
+                continue
+            if self.unavailable is not None and self.unavailable.reason != "busy":
+                break  # a full disk or a missing file does not pass within seconds: spill now
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 0.5)
+        if self.intake.queue:
+            left = self.intake.take(len(self.intake.queue))
+            self.intake.spill(left)
+            log.warning("store: %d events spilled at close (database %s)", len(left),
+                        self.unavailable.reason if self.unavailable else "too slow")
+        self.intake.close()
+        await self.db.close()
+
+    async def _ensure_db(self) -> None:
+        if await self.db.ensure_current():
+            self._schema_ok = False
+        if not self._schema_ok:
+            await migrate(self.db)
+            self._schema_ok = True
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    # --- events
+
+    def record(self, event: Event) -> None:
+        """Hand one event to the store. Never waits on the database and never raises."""
+        self.intake.record(event)
+
+    def queue_depth(self) -> int:
+        return len(self.intake.queue)
+
+    async def _write_items(self, items: list[Item]) -> None:
+        rows: list[tuple[Any, ...]] = []
+        alerts: list[Params] = []
+        searches: Counter[tuple[str, str, str]] = Counter()
+        for event_id, event in items:
+            try:
+                if event.action == SEARCH:
+                    day = iso(event.time)[:10]
+                    searches[day, str(event.group or ""), _host_only(event.host) or ""] += 1
+                    continue
+                row = _event_row(event_id, event)
+            except (TypeError, ValueError, AttributeError) as e:  # not an Event the store can keep
+                self.counters["dropped"] += 1
+                log.error("store: malformed event dropped: %s", e)
+                continue
+            rows.append(row)
+            if event.severity is not None:
+                alerts.append((event_id, row[1], row[7], row[8], row[9]))
+        await self._ensure_db()
+        async with self.db.transaction() as tx:
+            if rows:
+                await tx.executemany(_INSERT_EVENT, rows)
+            if alerts:
+                await tx.executemany(_INSERT_ALERT, alerts)
+            if searches:
+                await tx.executemany(_COUNT_SEARCH, [(*key, n) for key, n in searches.items()])
+        if self.db.moved():
+            # Replaced while we wrote: the batch may have gone into the old file. The ids make a rewrite safe.
+            raise StoreUnavailable("gone", "the database file was replaced during a write")
+        self.counters["written"] += len(items)
+
+    def _failed(self, error: StoreError) -> None:
+        if self.unavailable is None or self.unavailable.reason != getattr(error, "reason", "error"):
+            log.warning("store: events wait, the database is unavailable: %s", error)
+        self.unavailable = error if isinstance(error, StoreUnavailable) else StoreUnavailable("error", str(error))
+
+    def _recovered(self) -> None:
+        if self.unavailable is not None:
+            log.warning("store: the database is available again")
+            self.unavailable = None
+
+    async def _write_queued(self) -> bool:
+        """Write one batch from the queue; False (and the batch back in front) when the database fails."""
+        items = self.intake.take(self.batch_size)
+        if not items:
+            return True
+        self._in_flight += 1
+        try:
+            await self._write_items(items)
+        except StoreError as e:
+            self.intake.put_back(items)
+            self._failed(e)
+            return False
+        except BaseException:
+            self.intake.put_back(items)  # cancelled: keep the events for close()
+            raise
+        finally:
+            self._in_flight -= 1
+        self._recovered()
+        return True
+
+    async def _replay_spilled(self) -> bool:
+        batch = self.intake.next_replay(self.batch_size)
+        if batch is None:
+            return True
+        self._in_flight += 1
+        try:
+            await self._write_items(batch.items)
+        except StoreError as e:
+            self._failed(e)
+            return False
+        finally:
+            self._in_flight -= 1
+        self.intake.replay_done(batch)
+        return True
+
+    async def _run_writer(self) -> None:
+        delay = 0.0
+        while not self._stop.is_set():
+            if delay:
+                await self._pause(delay)
+            elif len(self.intake.queue) < self.batch_size and not self.intake.spill_pending:
+                await self._pause(self.batch_interval)  # batch: wait for more, at most this long
+            if self.intake.queue:
+                ok = await self._write_queued()
+            elif self.intake.spill_pending:
+                ok = await self._replay_spilled()
+            else:
+                ok = True
+            delay = 0.0 if ok else min(max(2 * delay, 0.05), self.max_backoff)
+
+    async def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until queued and spilled events are in the database; False if `timeout` passed first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.intake.queue or self.intake.spill_pending or self._in_flight:
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    async def events(self, *, since: datetime | None = None, category: str | None = None,
+                     group: str | None = None, client: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Stored events, oldest first, a page at a time."""
+        where, params = [], []
+        for column, value in (("category", category), ("group_name", group), ("client", client)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("time >= ?")
+            params.append(iso(since))
+        after = ("", "")
+        while True:
+            clauses = [*where, "(time > ? OR (time = ? AND id > ?))"]
+            rows = await self._read(f"SELECT {_EVENT_COLUMNS} FROM events WHERE {' AND '.join(clauses)} "
+                                    f"ORDER BY time, id LIMIT {_PAGE}", (*params, after[0], after[0], after[1]))
+            for row in rows:
+                yield _event_out(row)
+            if len(rows) < _PAGE:
+                return
+            after = (rows[-1]["time"], rows[-1]["id"])
+
+    async def search_counts(self, since_day: str = "") -> list[Row]:
+        return await self._read("SELECT day, group_name AS group_name, engine, count FROM search_counts "
+                                "WHERE day >= ? ORDER BY day, group_name, engine", (since_day,))
+
+    async def _read(self, sql: str, params: Params = ()) -> list[Row]:
+        await self._ensure_db()
+        return await self.db.fetchall(sql, params)
+
+    # --- the snapshot the proxy decides from
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def client_for(self, address: str) -> str:
+        """The pseudonymous id to record for a request from `address`: the pupil's, else the device's."""
+        return self._snapshot.pupil_at(address) or self.pseudonyms.device(address)
+
+    async def refresh_snapshot(self) -> Snapshot:
+        now = now_utc()
+        t = iso(now)
+        grants: dict[str, list[tuple[str, datetime]]] = {}
+        for row in await self._read("SELECT group_name, what, until FROM grants WHERE starts <= ? AND until > ?",
+                                    (t, t)):
+            grants.setdefault(row["group_name"], []).append((row["what"], from_iso(row["until"])))
+        bans = {row["pupil"]: from_iso(row["until"]) for row in await self._read(
+            "SELECT pupil, MAX(until) AS until FROM bans WHERE starts <= ? AND until > ? GROUP BY pupil", (t, t))}
+        devices = {row["address"]: row["pupil"] for row in await self._read("SELECT address, pupil FROM devices")}
+        groups = {row["id"]: row["group_name"] for row in await self._read(
+            "SELECT id, group_name FROM pupils WHERE group_name IS NOT NULL")}
+        self._snapshot = Snapshot(now, MappingProxyType({g: tuple(v) for g, v in grants.items()}),
+                                  MappingProxyType(bans), MappingProxyType(devices), MappingProxyType(groups))
+        return self._snapshot
+
+    async def _run_snapshots(self) -> None:
+        failing = False
+        while not self._stop.is_set():
+            await self._pause(self.snapshot_interval)
+            try:
+                await self.refresh_snapshot()
+            except StoreError as e:
+                if not failing:
+                    log.warning("store: snapshot not refreshed, the last one stays in force: %s", e)
+                failing = True
+            else:
+                failing = False
+
+    # --- staff actions: each one writes its audit row in the same transaction
+
+    async def _staff_write(self, actor: str, action: str, target: str | None, detail: dict[str, Any],
+                           work: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Run `work` and the audit row in one transaction; wait up to staff_timeout for a busy database."""
+        if not actor:
+            raise StoreError("every staff action needs an actor")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.staff_timeout
+        delay = 0.05
+        while True:
+            try:
+                await self._ensure_db()
+                async with self.db.transaction() as tx:
+                    result = await work(tx)
+                    await tx.execute(_INSERT_AUDIT, (_new_id(), iso(now_utc()), actor, action, target,
+                                                     json.dumps(detail, ensure_ascii=False, sort_keys=True)))
+                return result
+            except StoreUnavailable as e:
+                if e.reason != "busy" or loop.time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 0.5)
+
+    async def grant(self, actor: str, group: str, what: str, until: datetime, starts: datetime | None = None) -> str:
+        """Open a category or host for a group until `until`; returns the grant's id."""
+        starts = starts or now_utc()
+        if until <= starts:
+            raise StoreError("a grant must end after it starts")
+        grant_id = _new_id()
+
+        async def work(tx: Transaction) -> str:
+            await tx.execute("INSERT INTO grants (id, group_name, what, starts, until, actor) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", (grant_id, group, what, iso(starts), iso(until), actor))
+            return grant_id
+
+        return await self._staff_write(actor, "grant", group, {"what": what, "until": iso(until), "id": grant_id}, work)
+
+    async def ban(self, actor: str, pupil: str, until: datetime, reason: str | None = None,
+                  starts: datetime | None = None) -> str:
+        """Ban a pupil (number or pseudonymous id) from the internet until `until`; returns the ban's id."""
+        starts = starts or now_utc()
+        if until <= starts:
+            raise StoreError("a ban must end after it starts")
+        pupil_id = self.pseudonyms.resolve(pupil)
+        ban_id = _new_id()
+
+        async def work(tx: Transaction) -> str:
+            await tx.execute("INSERT INTO bans (id, pupil, starts, until, reason, actor) VALUES (?, ?, ?, ?, ?, ?)",
+                             (ban_id, pupil_id, iso(starts), iso(until), reason, actor))
+            return ban_id
+
+        # The reason stays in the ban only: free text may name pupils, the audit log must not.
+        return await self._staff_write(actor, "ban", pupil_id, {"until": iso(until), "id": ban_id}, work)
+
+    async def lift(self, actor: str, kind: str, item_id: str) -> bool:
+        """End a grant or ban (`kind` "grant" or "ban") now; False if there was none active with that id."""
+        if kind not in ("grant", "ban"):
+            raise StoreError(f"nothing to lift of kind {kind!r}")
+        t = iso(now_utc())
+
+        async def work(tx: Transaction) -> bool:
+            return await tx.execute(f"UPDATE {kind}s SET until = ? WHERE id = ? AND until > ?", (t, item_id, t)) > 0
+
+        return await self._staff_write(actor, f"lift-{kind}", item_id, {}, work)
+
+    async def active(self, kind: str, now: datetime | None = None) -> list[Row]:
+        """Grants or bans in force at `now`, soonest end first."""
+        if kind not in ("grant", "ban"):
+            raise StoreError(f"no list of kind {kind!r}")
+        t = iso(now or now_utc())
+        return await self._read(f"SELECT * FROM {kind}s WHERE starts <= ? AND until > ? ORDER BY until", (t, t))
+
+    async def add_user(self, actor: str, name: str, role: str, password: str, groups: Iterable[str] = ()) -> None:
+        """A staff account; the password is kept only as an argon2 hash."""
+        if role not in ROLES:
+            raise StoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        if not name.strip() or not password:
+            raise StoreError("a user needs a name and a password")
+        groups = sorted(set(groups))
+        hashed = await asyncio.to_thread(self._hasher.hash, password)
+
+        async def work(tx: Transaction) -> None:
+            if await tx.fetchall("SELECT name FROM staff WHERE name = ?", (name,)):
+                raise StoreError(f"user {name!r} exists already")
+            await tx.execute("INSERT INTO staff (name, role, password, disabled) VALUES (?, ?, ?, 0)",
+                             (name, role, hashed))
+            await tx.executemany("INSERT INTO staff_groups (staff, group_name) VALUES (?, ?)",
+                                 [(name, g) for g in groups])
+
+        await self._staff_write(actor, "user-add", name, {"role": role, "groups": groups}, work)
+
+    async def staff(self, name: str) -> Staff | None:
+        rows = await self._read("SELECT name, role, disabled FROM staff WHERE name = ?", (name,))
+        if not rows:
+            return None
+        groups = await self._read("SELECT group_name FROM staff_groups WHERE staff = ?", (name,))
+        return Staff(rows[0]["name"], rows[0]["role"], frozenset(g["group_name"] for g in groups),
+                     bool(rows[0]["disabled"]))
+
+    async def verify_user(self, name: str, password: str) -> Staff | None:
+        """The account if `password` is right and the account is not disabled, else None."""
+        rows = await self._read("SELECT password FROM staff WHERE name = ? AND disabled = 0", (name,))
+        if not rows:
+            return None
+        try:
+            await asyncio.to_thread(self._hasher.verify, rows[0]["password"], password)
+        except argon2.exceptions.VerificationError:
+            return None
+        except argon2.exceptions.InvalidHashError:
+            log.error("store: the password hash of a staff account is unreadable")
+            return None
+        return await self.staff(name)
+
+    async def import_roster(self, actor: str, rows: Iterable[RosterRow]) -> int:
+        """Add or update pupils, their groups and devices; returns how many pupils."""
+        rows = list(rows)
+        pupils = [(self.pseudonyms.pupil(r.number), r.number, r.name, r.group) for r in rows]
+        devices = [(d, pid) for r, (pid, *_) in zip(rows, pupils, strict=True) for d in r.devices]
+
+        async def work(tx: Transaction) -> int:
+            await tx.executemany("INSERT INTO groups (name) VALUES (?) ON CONFLICT (name) DO NOTHING",
+                                 [(g,) for g in sorted({r.group for r in rows})])
+            await tx.executemany("INSERT INTO pupils (id, number, name, group_name) VALUES (?, ?, ?, ?) "
+                                 "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+                                 "group_name = excluded.group_name", pupils)
+            await tx.executemany("INSERT INTO devices (address, pupil) VALUES (?, ?) "
+                                 "ON CONFLICT (address) DO UPDATE SET pupil = excluded.pupil", devices)
+            return len(pupils)
+
+        # Counts only: the audit log never holds pupils' names.
+        return await self._staff_write(actor, "roster-import", None,
+                                       {"pupils": len(pupils), "devices": len(devices)}, work)
+
+    async def alerts(self, *, groups: Iterable[str] | None = None,
+                     states: Iterable[str] = ("new", "seen")) -> list[dict[str, Any]]:
+        """Alerts in these states (and groups, if given), newest first, with what their event recorded."""
+        states = list(states)
+        sql = (f"SELECT a.id, a.time, a.client, a.group_name, a.severity, a.state, a.note, a.changed_by, "
+               f"a.changed_at, e.action, e.rule, e.category, e.host, e.terms FROM alerts a "
+               f"LEFT JOIN events e ON e.id = a.id WHERE a.state IN ({', '.join('?' * len(states))})")
+        params: list[Any] = list(states)
+        if groups is not None:
+            wanted = list(groups)
+            if not wanted:
+                return []
+            sql += f" AND a.group_name IN ({', '.join('?' * len(wanted))})"
+            params += wanted
+        rows = await self._read(sql + " ORDER BY a.time DESC, a.id", params)
+        return [{**row, "terms": json.loads(row["terms"]) if row["terms"] else []} for row in rows]
+
+    async def set_alert(self, actor: str, alert_id: str, state: str, note: str | None = None) -> bool:
+        """Mark an alert seen or closed (with a note); False if there is no such alert."""
+        if state not in ALERT_STATES:
+            raise StoreError(f"state must be one of {', '.join(ALERT_STATES)}")
+
+        async def work(tx: Transaction) -> bool:
+            return await tx.execute("UPDATE alerts SET state = ?, note = COALESCE(?, note), changed_by = ?, "
+                                    "changed_at = ? WHERE id = ?", (state, note, actor, iso(now_utc()), alert_id)) > 0
+
+        return await self._staff_write(actor, "alert-state", alert_id, {"state": state}, work)
+
+    # --- privacy: right of access, right to be forgotten, retention
+
+    async def export_pupil(self, actor: str, pupil: str) -> dict[str, Any]:
+        """Everything stored about one pupil (number or pseudonymous id), for the right of access."""
+        pid = self.pseudonyms.resolve(pupil)
+
+        async def work(tx: Transaction) -> dict[str, Any]:
+            roster = await tx.fetchall("SELECT id, number, name, group_name FROM pupils WHERE id = ?", (pid,))
+            events = [_event_out(r) for r in await tx.fetchall(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE client = ? ORDER BY time, id", (pid,))]
+            return {
+                "id": pid,
+                "pupil": roster[0] if roster else None,
+                "devices": [r["address"] for r in await tx.fetchall(
+                    "SELECT address FROM devices WHERE pupil = ? ORDER BY address", (pid,))],
+                "events": events,
+                "alerts": await tx.fetchall("SELECT id, time, severity, state, note, changed_by, changed_at "
+                                            "FROM alerts WHERE client = ? ORDER BY time, id", (pid,)),
+                "bans": await tx.fetchall("SELECT id, starts, until, reason, actor FROM bans WHERE pupil = ? "
+                                          "ORDER BY starts, id", (pid,)),
+                "audit": await tx.fetchall("SELECT time, actor, action, detail FROM audit WHERE target = ? "
+                                           "ORDER BY time, id", (pid,)),
+                "exported": iso(now_utc()),
+            }
+
+        # Read inside the write transaction: the export and its audit row are one consistent moment.
+        return await self._staff_write(actor, "export", pid, {}, work)
+
+    async def forget_pupil(self, actor: str, pupil: str) -> dict[str, int]:
+        """Remove a pupil's events, alerts, bans, roster row and devices; the audit keeps only that it happened."""
+        pid = self.pseudonyms.resolve(pupil)
+        removed: dict[str, int] = {}
+
+        async def work(tx: Transaction) -> dict[str, int]:
+            for table, column in (("alerts", "client"), ("events", "client"), ("bans", "pupil"),
+                                  ("devices", "pupil"), ("pupils", "id")):
+                removed[table] = await tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (pid,))
+            return removed
+
+        # `removed` is filled by `work` before the audit row is written: the row keeps counts, no name.
+        return await self._staff_write(actor, "forget", pid, removed, work)
+
+    async def purge(self, now: datetime | None = None) -> dict[str, int]:
+        """Remove what is older than the retention periods; returns rows removed per table."""
+        now = now or now_utc()
+        events_cut = iso(now - timedelta(days=self.events_days))
+        audit_cut = iso(now - timedelta(days=self.audit_days))
+        removed: dict[str, int] = {}
+        await self._ensure_db()
+        async with self.db.transaction() as tx:
+            for table, column, cut in (("events", "time", events_cut), ("alerts", "time", events_cut),
+                                       ("search_counts", "day", events_cut[:10]), ("grants", "until", events_cut),
+                                       ("bans", "until", events_cut), ("audit", "time", audit_cut)):
+                removed[table] = await tx.execute(f"DELETE FROM {table} WHERE {column} < ?", (cut,))
+        if any(removed.values()):
+            log.info("store: purged %s", ", ".join(f"{n} {t}" for t, n in removed.items() if n))
+        return removed
+
+    async def _run_purge(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.purge()
+            except StoreError as e:
+                log.warning("store: purge postponed: %s", e)
+            await self._pause(self.purge_interval)
