@@ -31,11 +31,12 @@ def _fold(text: str) -> str:
     """NFKC, case-fold, strip diacritics and invisible format characters."""
     if text.isascii():
         return text.lower()
-    text = unicodedata.normalize("NFKC", text).casefold().translate(_CONFUSABLES)
+    text = unicodedata.normalize("NFKC", text).casefold()
+    # Lookalikes are mapped after the marks are gone: "ё" and "ό" leave a Cyrillic е and a Greek ο.
     return "".join(
         c for c in unicodedata.normalize("NFD", text)
         if unicodedata.category(c) not in ("Mn", "Me", "Cf", "Cs", "Co", "Cn")
-    )
+    ).translate(_CONFUSABLES)
 
 
 def _tokens(text: str) -> list[str]:

@@ -6,14 +6,21 @@ what they need from literal text, so that a failing test points at code, not at 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from filters.hosts import HostLists, build_hostlists
 from filters.policy import Policy, parse_policy
 from filters.terms import TermList, build_termlist
+
+# Property tests: moderate by default so the suite stays fast; HYPOTHESIS_PROFILE=long for a deep search.
+settings.register_profile("default", max_examples=200, deadline=None)
+settings.register_profile("long", max_examples=20_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"

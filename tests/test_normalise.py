@@ -84,6 +84,9 @@ def test_joins_spelled_out_letters(text: str, expected: str) -> None:
     ("ѕех", " sex "),  # Cyrillic dze, ie, ha
     ("ροrn", " porn "),  # Greek rho, omicron
     ("kаnker", " kanker "),  # Cyrillic a in a Latin word
+    ("sёx", " sex "),  # Cyrillic io: its mark goes, the Cyrillic ie left behind is a lookalike too
+    ("pόrn", " porn "),  # Greek omicron with tonos
+    ("kάnker", " kanker "),  # Greek alpha with tonos
 ])
 def test_undoes_invisible_characters_and_lookalikes(text: str, expected: str) -> None:
     """Format characters vanish inside a word and Cyrillic/Greek lookalikes become Latin letters."""
