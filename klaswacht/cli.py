@@ -11,7 +11,7 @@ from pathlib import Path
 
 from filters.decide import Context, Facts, decide
 from filters.policy import PERIODS, PolicyError
-from klaswacht import checks, evaluate, explaining
+from klaswacht import checks, evaluate, explaining, store_cli
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, load_lists, load_policy
 
 # Searches on the command line are judged as if typed into this engine.
@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--misses", action="store_true", help="also list every wrong answer")
     _common(p)
     p.set_defaults(func=cmd_eval)
+
+    store_cli.add_commands(sub)
 
     p = sub.add_parser("run", help="start the filter")
     _common(p)

@@ -117,7 +117,8 @@ class Store:
         self.max_backoff = max_backoff
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.db = SqliteDatabase(self.data_dir / DB_NAME, busy_timeout)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Names of pupils live in here: the folder is for the service's user only.
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.pseudonyms = Pseudonyms(load_secret(self.data_dir / "secret.key"))
         self.intake = Intake(self.data_dir / "spill", queue_bound, self.counters)
         self.unavailable: StoreUnavailable | None = None  # why the last write failed, until one succeeds
@@ -556,8 +557,8 @@ class Store:
                                             "FROM alerts WHERE client = ? ORDER BY time, id", (pid,)),
                 "bans": await tx.fetchall("SELECT id, starts, until, reason, actor FROM bans WHERE pupil = ? "
                                           "ORDER BY starts, id", (pid,)),
-                "audit": await tx.fetchall("SELECT time, actor, action, detail FROM audit WHERE target = ? "
-                                           "ORDER BY time, id", (pid,)),
+                "audit": [{**r, "detail": json.loads(r["detail"] or "{}")} for r in await tx.fetchall(
+                    "SELECT time, actor, action, detail FROM audit WHERE target = ? ORDER BY time, id", (pid,))],
                 "exported": iso(now_utc()),
             }
 
