@@ -1,0 +1,82 @@
+"""Privacy: pseudonymous ids, the right of access (export), the right to be forgotten, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from datetime import timedelta
+from pathlib import Path
+
+from store_helpers import count_rows, event, query
+
+from klaswacht.store import Store
+from klaswacht.store.model import now_utc
+from klaswacht.store.privacy import Pseudonyms, is_id, load_secret
+from klaswacht.store.roster import RosterRow
+
+
+def test_secret_is_private_and_ids_are_stable_per_install(tmp_path: Path) -> None:
+    """The secret is created 0600 once; ids depend on it, are short, and reveal no pupil number."""
+    secret = load_secret(tmp_path / "secret.key")
+    assert stat.S_IMODE((tmp_path / "secret.key").stat().st_mode) == 0o600
+    assert load_secret(tmp_path / "secret.key") == secret
+    ids = Pseudonyms(secret)
+    assert ids.pupil("1001") == ids.pupil(" 1001 ") and is_id(ids.pupil("1001"))
+    assert "1001" not in ids.pupil("1001") and ids.pupil("1001").startswith("p-")
+    assert ids.device("10.0.7.11").startswith("d-") and ids.device("10.0.7.11") != ids.pupil("10.0.7.11")
+    assert Pseudonyms(load_secret(tmp_path / "other.key")).pupil("1001") != ids.pupil("1001")
+    assert ids.resolve(ids.pupil("1001")) == ids.pupil("1001") == ids.resolve("1001")
+
+
+def test_export_gives_everything_about_one_pupil_and_forget_removes_it(data_dir: Path) -> None:
+    """Export holds roster, devices, events, alerts, bans and audit of one pupil; forget removes all but the audit."""
+
+    async def main() -> None:
+        async with Store(data_dir) as store:
+            anna, bram = store.pseudonyms.pupil("1001"), store.pseudonyms.pupil("1002")
+            await store.import_roster("admin", [RosterRow("1001", "Anna de Vries", "groep 7", ("10.0.7.11",)),
+                                                RosterRow("1002", "Bram Jansen", "groep 7")])
+            store.record(event(1, client=anna, severity="high"))
+            store.record(event(2, client=bram))
+            assert await store.flush()
+            await store.ban("juf", "1001", now_utc() + timedelta(hours=1), "Anna pestte")
+
+            exported = await store.export_pupil("directeur", "1001")
+            assert exported["pupil"]["name"] == "Anna de Vries" and exported["devices"] == ["10.0.7.11"]
+            assert [e["terms"] for e in exported["events"]] == [["term1"]]
+            assert len(exported["alerts"]) == 1 and exported["bans"][0]["reason"] == "Anna pestte"
+            assert [a["action"] for a in exported["audit"]] == ["ban"]
+            json.dumps(exported)  # serialisable as is
+
+            removed = await store.forget_pupil("directeur", anna)
+            assert removed == {"alerts": 1, "events": 1, "bans": 1, "devices": 1, "pupils": 1}
+            after = await store.export_pupil("directeur", anna)
+            assert (after["pupil"], after["events"], after["alerts"], after["bans"], after["devices"]) == (
+                None, [], [], [], [])
+            assert [e["client"] async for e in store.events()] == [bram]
+
+    asyncio.run(main())
+    audit = query(data_dir, "SELECT actor, action, target, detail FROM audit")
+    assert sorted(a[1] for a in audit) == ["ban", "export", "export", "forget", "roster-import"]
+    assert "Anna" not in repr(audit) and "pestte" not in repr(audit)
+    assert count_rows(data_dir, "pupils") == 1
+
+
+def test_purge_removes_what_is_older_than_the_retention(data_dir: Path) -> None:
+    """Events, alerts and counts older than 28 days and audit rows older than a year are purged; newer stay."""
+    now = now_utc()
+
+    async def main() -> None:
+        async with Store(data_dir, events_days=28, audit_days=365) as store:
+            store.record(event(1, time=now - timedelta(days=30), severity="low"))
+            store.record(event(2, time=now - timedelta(days=1), severity="low"))
+            store.record(event(3, action="search", time=now - timedelta(days=30)))
+            assert await store.flush()
+            await store.grant("juf", "groep 7", "social", now - timedelta(days=29), starts=now - timedelta(days=30))
+            removed = await store.purge(now)
+            assert removed == {"events": 1, "alerts": 1, "search_counts": 1, "grants": 1, "bans": 0, "audit": 0}
+            assert [e["terms"] async for e in store.events()] == [["term2"]]
+            assert (await store.purge(now + timedelta(days=366)))["audit"] == 1
+
+    asyncio.run(main())

@@ -1,0 +1,79 @@
+"""Versioned migrations: a database made by the first schema is upgraded in place, data kept."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from store_helpers import query
+
+from klaswacht.store import Store, StoreError
+from klaswacht.store.schema import LATEST, MIGRATIONS, migrate
+from klaswacht.store.sqlite import SqliteDatabase
+
+
+def test_database_of_the_first_schema_is_upgraded_with_its_data(data_dir: Path) -> None:
+    """A v1 database with events, a pupil and a grant opens with today's code: data kept, schema current."""
+
+    async def make_v1() -> None:
+        db = SqliteDatabase(data_dir / "klaswacht.db")
+        await db.open()
+        assert await migrate(db, upto=1) == 1
+        await db.execute("INSERT INTO events (id, time, action, rule, category, host, terms, client, group_name) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         ("e1", "2030-01-01T09:00:00.000Z", "block", "search-words", "sex", "www.google.com",
+                          '["porn"]', "p-0123456789abcdef", "groep 7"))
+        await db.execute("INSERT INTO pupils (id, number, name, group_name) "
+                         "VALUES ('p-0123456789abcdef', '1001', 'Anna', 'groep 7')")
+        await db.execute("INSERT INTO grants (id, group_name, what, starts, until, actor) "
+                         "VALUES ('g1', 'groep 7', 'social', '2000-01-01T00:00:00.000Z', '2999-01-01T00:00:00.000Z', "
+                         "'juf')")
+        await db.close()
+
+    async def open_current() -> None:
+        async with Store(data_dir) as store:
+            assert [e["terms"] async for e in store.events()] == [["porn"]]
+            snapshot = store.snapshot()
+            assert snapshot.group_of("p-0123456789abcdef") == "groep 7"
+            assert snapshot.grants_for("groep 7", snapshot.taken) == {"social"}
+
+    data_dir.mkdir()
+    asyncio.run(make_v1())
+    assert query(data_dir, "SELECT MAX(version) FROM schema_version") == [(1,)]
+    asyncio.run(open_current())
+    assert query(data_dir, "SELECT version FROM schema_version ORDER BY version") == [
+        (m.version,) for m in MIGRATIONS]
+    indexes = {r[0] for r in query(data_dir, "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"events_time", "alerts_state", "bans_until"} <= indexes
+
+
+def test_a_database_newer_than_the_code_is_refused(data_dir: Path) -> None:
+    """An older klaswacht does not write into a schema it does not know."""
+
+    async def main() -> None:
+        async with Store(data_dir):
+            pass
+        db = SqliteDatabase(data_dir / "klaswacht.db")
+        await db.open()
+        await db.execute("INSERT INTO schema_version (version, applied, description) VALUES (?, 'x', 'future')",
+                         (LATEST + 1,))
+        await db.close()
+        with pytest.raises(StoreError, match="newer"):
+            await Store(data_dir).open()
+
+    asyncio.run(main())
+
+
+def test_stores_opening_a_new_database_together_migrate_it_once(data_dir: Path) -> None:
+    """Several processes (here: stores) starting at once apply every migration exactly once."""
+
+    async def main() -> None:
+        stores = [Store(data_dir) for _ in range(4)]
+        await asyncio.gather(*(s.open(background=False) for s in stores))
+        for store in stores:
+            await store.close()
+
+    asyncio.run(main())
+    assert query(data_dir, "SELECT version FROM schema_version ORDER BY version") == [
+        (m.version,) for m in MIGRATIONS]
