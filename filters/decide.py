@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from filters.hosts import ALLOW, HostLists
+from filters.hosts import ALLOW, HostLists, clean_host
 from filters.policy import Policy
 from filters.terms import Match, TermList
 
@@ -60,7 +60,7 @@ RULES = {
 def _granted(host: str, category: str, grants: frozenset[str]) -> bool:
     if category in grants:
         return True
-    host = host.lower().rstrip(".")
+    host = clean_host(host)  # the same host the category was looked up by: no port, no trailing dot
     while host:
         if host in grants:
             return True

@@ -50,6 +50,7 @@ def test_host_rules(ctx: Context, host: str, period: str, banned: bool, expected
     ("m.tiktok.com", {"tiktok.com"}, Verdict("allow", "grant", "social")),  # a granted domain covers subdomains
     ("m.tiktok.com.", {"m.tiktok.com"}, Verdict("allow", "grant", "social")),
     ("TikTok.com", {"tiktok.com"}, Verdict("allow", "grant", "social")),
+    ("m.tiktok.com:443", {"tiktok.com"}, Verdict("allow", "grant", "social")),  # the port is not part of it
     ("tiktok.com", {"m.tiktok.com"}, Verdict("block", "closed-category", "social")),  # not the parent
     ("tiktok.com", {"instagram.com", "chat"}, Verdict("block", "closed-category", "social")),
     ("nottiktok.com", {"tiktok.com"}, Verdict("allow", "none", None)),
