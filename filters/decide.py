@@ -70,8 +70,9 @@ def _granted(host: str, category: str, grants: frozenset[str]) -> bool:
 
 def search_verdict(match: Match, policy: Policy) -> Verdict:
     """The verdict that the search words alone give."""
-    blocking = [c for c in PRIORITY if c in policy.search_categories
-                and match.scores.get(c, 0) + match.context >= policy.threshold]
+    # Only a category with a term found can block: a context entry alone never does (nor crashes max()).
+    blocking = [c for c in PRIORITY if c in policy.search_categories and c in match.scores
+                and match.scores[c] + match.context >= policy.threshold]
     # Context words ("wat betekent", "symptomen") never hide a self-harm signal.
     alerting = [c for c in PRIORITY if c in policy.alert_categories
                 and match.scores.get(c, 0) >= policy.threshold]

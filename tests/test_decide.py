@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import pytest
 
@@ -176,3 +177,15 @@ def test_every_rule_is_explained(ctx: Context, host: str, search: str | None, pe
     """Every rule a verdict names has a human description in RULES."""
     verdict = decide(Facts(host, search), _in(ctx, period=period, banned=banned, grants=frozenset(grants)))
     assert verdict.rule in RULES
+
+
+@pytest.mark.parametrize(("search", "expected"), [
+    ("versterker", Verdict("allow", "none", None)),
+    ("sex versterker", Verdict("block", "search-words", "sex", ("sex",))),  # 40 + 100
+    ("sex", Verdict("allow", "none", None)),
+])
+def test_a_positive_context_weight_never_blocks_on_its_own(ctx: Context, termlist: Callable[..., TermList],
+                                                           search: str, expected: Verdict) -> None:
+    """A context entry with a positive weight raises found categories only; alone it blocks nothing."""
+    terms = termlist(sex="sex =40", context="versterker =100")
+    assert decide(Facts(GOOGLE, search), _in(ctx, terms=terms)) == expected

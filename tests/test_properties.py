@@ -97,8 +97,8 @@ def test_parse_policy_raises_only_policy_error(text: str) -> None:
         assert "default" in policy.timetables
 
 
-ENTRY_PARTS = st.sampled_from(["sex", "kut", "*", "+", "!", "(", ")", "|", " ", "=", "=40", " =-60", " =0", " + ",
-                               "#", "\n", "é", "3", "\u200d", "\ud800", "en", "(en|tje)"])
+ENTRY_PARTS = st.sampled_from(["sex", "kut", "*", "+", "!", "(", ")", "|", " ", "=", "=40", " =-60", " =0", " =100",
+                               " + ", "#", "\n", "é", "3", "\u200d", "\ud800", "en", "(en|tje)"])
 LISTS_TEXT = st.one_of(st.text(ANY_CHAR), st.lists(ENTRY_PARTS, max_size=40).map("".join))
 CATEGORY = st.sampled_from(["sex", "coarse", "self-harm", "context", "unknown"])
 
@@ -119,3 +119,14 @@ def test_build_hostlists_returns_errors_instead_of_raising(text: str, host: str)
     built, errors = build_hostlists([("h.txt", "chat", text), ("a.txt", "allow", text)])
     assert all(isinstance(e, ListError) for e in errors)
     assert built.category(host) in (None, "chat", "allow")
+
+
+@given(files=st.lists(st.tuples(st.just("f.txt"), CATEGORY, LISTS_TEXT), max_size=3), search=TEXT,
+       period=PERIODS)
+def test_decide_never_raises_whatever_the_lists(policy: Policy, hosts: HostLists, files: list[tuple[str, str, str]],
+                                                search: str, period: str) -> None:
+    """Whatever lines the lists hold (positive context weights, negative category weights), decide answers."""
+    built, _ = build_termlist(files)
+    verdict = decide(Facts("www.google.nl", search), Context(policy, built, hosts, period))
+    assert verdict.action in ("allow", "block", "alert")
+    assert verdict.rule != "search-words" or verdict.category in CATEGORIES
