@@ -25,6 +25,8 @@ _CONFUSABLES = str.maketrans({"а": "a", "в": "b", "е": "e", "к": "k", "м": 
 _DROP = str.maketrans("", "", "'’`´*")
 _TOKEN = re.compile(r"(?:[^\W_]|[@$€!|'’`´*])+")
 _RUN3 = re.compile(r"([a-z])\1{2,}")
+# A number with a unit or an ordinal: "3d", "4k", "5g", "2e", "1st", "10de", "50cm" ("5ex" is leet).
+_NUMBERED = re.compile(r"\d+(?:st|nd|rd|th|e|de|ste|d|k|g|x|p|m|cm|mm|km|kg|mb|gb|tb|ml|l|s|u|h|jr|j)")
 
 
 def _fold(text: str) -> str:
@@ -52,7 +54,11 @@ def _deleet(token: str) -> str:
     if not any(c.isalpha() for c in token):
         # A bare number or a run of symbols: "!!!" and "$$$" carry no word.
         return token if token.isdigit() else ""
-    return token.translate(_LEET)
+    if _NUMBERED.fullmatch(token):
+        return token
+    # Trailing digits are a number, not leetspeak: "ak47", "mp3", "covid19" keep them.
+    head = token.rstrip("0123456789")
+    return head.translate(_LEET) + token[len(head):]
 
 
 def _join_spelled(tokens: list[str]) -> list[str]:
@@ -74,18 +80,15 @@ def _join_spelled(tokens: list[str]) -> list[str]:
 
 
 def normalise(text: str) -> str:
-    """The canonical form of `text`: folded words, single spaces, a space at both ends.
-
-    Runs of three or more equal letters shrink to two ("neukennnn" -> "neukenn");
-    `variants` also offers the form with such runs shrunk to one.
-    """
+    """The canonical form of `text`: folded words, single spaces, a space at both ends."""
     return variants(text)[0]
 
 
 def variants(text: str) -> tuple[str, ...]:
-    """The canonical form, plus the form with stretched letters shrunk to one where there were any.
+    """The canonical form, and where letters are stretched, the forms with the stretch shrunk.
 
-    "neukennnn" gives (" neukenn ", " neuken "); "kkk" keeps its own form (" kk ") beside " k ".
+    "neukennnn" gives (" neukennnn ", " neukenn ", " neuken "): an entry matches whichever of the
+    three its own spelling has, so "xxx" and "kkk" stay what they are and "xx" does not match them.
     """
     tokens = _tokens(_fold(text))
     if any(len(t) == 1 for t in tokens):
@@ -93,4 +96,4 @@ def variants(text: str) -> tuple[str, ...]:
     joined = " " + " ".join(tokens) + " "
     if not _RUN3.search(joined):
         return (joined,)
-    return (_RUN3.sub(r"\1\1", joined), _RUN3.sub(r"\1", joined))
+    return (joined, _RUN3.sub(r"\1\1", joined), _RUN3.sub(r"\1", joined))

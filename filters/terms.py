@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import ahocorasick
@@ -35,6 +36,10 @@ DEFAULT_WEIGHT = 100
 
 _WEIGHT = re.compile(r"\s=(-?\d+)\s*$")
 _GROUP = re.compile(r"\(([^()]*)\)")
+_COMBINE = re.compile(r"\s\+\s")
+_PLAIN = re.compile(r"[a-z]{2,}(?: [a-z]{2,})*")
+MAX_TERM = 255  # key length is packed in 8 bits
+MAX_PARTS = 16  # part number is packed in 4 bits
 
 
 class ListError(ValueError):
@@ -61,7 +66,7 @@ class Entry:
     """One wordlist line: a term, a weighted term, a combination or an exception."""
 
     category: str
-    parts: tuple[tuple[Pattern, ...], ...]  # one tuple of spellings per part of a combination
+    spec: tuple[str, ...]  # each part of a combination as written, e.g. ("naakt", "foto(s)*")
     weight: int
     exception: bool
     text: str
@@ -71,6 +76,11 @@ class Entry:
     @property
     def where(self) -> str:
         return f"{self.source}:{self.line}"
+
+    @property
+    def parts(self) -> tuple[tuple[Pattern, ...], ...]:
+        """One tuple of spellings per part (derived: entries stay small when 100,000 are loaded)."""
+        return tuple(parse_part(p) for p in self.spec)
 
 
 def _edges(term: str) -> tuple[str, Edge, Edge]:
@@ -93,6 +103,13 @@ def _spellings(term: str) -> list[str]:
     return ["".join(c) for c in itertools.product(*choices)]
 
 
+def _key(spelling: str) -> str:
+    # Most entries are plain lower-case words, already in canonical form: skip normalising them.
+    if _PLAIN.fullmatch(spelling):
+        return spelling
+    return normalise(spelling).strip()
+
+
 def parse_part(raw: str) -> tuple[Pattern, ...]:
     """The patterns of one term, or ValueError naming what is wrong with it."""
     raw = raw.strip()
@@ -108,16 +125,18 @@ def parse_part(raw: str) -> tuple[Pattern, ...]:
         raise ValueError(f"{raw!r}: a weight is written after a space, as 'term =40'")
     out: list[Pattern] = []
     for spelling in _spellings(term):
-        key = normalise(spelling).strip()
+        key = _key(spelling)
         if not key:
             raise ValueError(f"{raw!r} has no letters or digits")
+        if len(key) > MAX_TERM:
+            raise ValueError(f"{raw!r} is longer than {MAX_TERM} characters")
         out.append(Pattern(key, head, tail))
     return tuple(dict.fromkeys(out))
 
 
-def parse_line(text: str, category: str, source: str, line: int) -> Entry | None:
-    """One wordlist line as an Entry; None for blank and comment lines; ListError if broken."""
-    body = text.split("#", 1)[0].strip()
+def _parse(text: str, category: str, source: str, line: int) -> tuple[Entry, tuple[tuple[Pattern, ...], ...]] | None:
+    stripped = text.strip()
+    body = stripped.split("#", 1)[0].strip()
     if not body:
         return None
     weight = DEFAULT_WEIGHT
@@ -130,15 +149,26 @@ def parse_line(text: str, category: str, source: str, line: int) -> Entry | None
         if m:
             raise ListError(source, line, "an exception takes no weight")
         body = body[1:]
+    spec = tuple(_COMBINE.split(body))
     try:
-        parts = tuple(parse_part(p) for p in re.split(r"\s\+\s", body))
+        parts = tuple(parse_part(p) for p in spec)
     except ValueError as e:
         raise ListError(source, line, str(e)) from e
     if exception and len(parts) > 1:
         raise ListError(source, line, "an exception cannot be a combination")
+    if len(parts) > MAX_PARTS:
+        raise ListError(source, line, f"a combination has at most {MAX_PARTS} parts")
     if weight == 0:
         raise ListError(source, line, "a weight of 0 does nothing")
-    return Entry(category, parts, weight, exception, text.strip(), source, line)
+    if spec == (stripped,):
+        spec = (stripped,)  # share the string: one copy per entry, not two
+    return Entry(category, spec, weight, exception, stripped, source, line), parts
+
+
+def parse_line(text: str, category: str, source: str, line: int) -> Entry | None:
+    """One wordlist line as an Entry; None for blank and comment lines; ListError if broken."""
+    parsed = _parse(text, category, source, line)
+    return parsed[0] if parsed else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,22 +200,51 @@ def _surface(text: str, start: int, end: int) -> str:
     return text[left:right]
 
 
-@dataclass(slots=True)
+# Edges as two bits each, packed with the entry, part and key length into one automaton value.
+_EDGE_CODE = {"word": 0, "more": 1, "any": 2}
+
+
+def _pack(index: int, part_no: int, pattern: Pattern) -> int:
+    edges = _EDGE_CODE[pattern.head] << 2 | _EDGE_CODE[pattern.tail]
+    return ((index << 4 | part_no) << 4 | edges) << 8 | len(pattern.key)
+
+
 class TermList:
-    """Wordlist entries compiled into one Aho-Corasick automaton."""
+    """Wordlist entries compiled into one Aho-Corasick automaton.
 
-    entries: tuple[Entry, ...]
-    _automaton: ahocorasick.Automaton = field(init=False, repr=False)
+    The automaton stores plain integers (entry, part, edges and key length packed together), not
+    Python objects: with 100,000 entries that saves a fifth of the memory.
+    """
 
-    def __post_init__(self) -> None:
-        by_key: dict[str, list[tuple[Pattern, int, int]]] = {}
-        for index, entry in enumerate(self.entries):
-            for part_no, patterns in enumerate(entry.parts):
-                for pattern in patterns:
-                    by_key.setdefault(pattern.key, []).append((pattern, index, part_no))
-        automaton = ahocorasick.Automaton()
-        for key, values in by_key.items():
-            automaton.add_word(key, tuple(values))
+    __slots__ = ("_automaton", "_shared", "_targets", "entries")
+
+    def __init__(self, entries: tuple[Entry, ...],
+                 patterns: Sequence[tuple[tuple[Pattern, ...], ...]] | None = None) -> None:
+        self.entries = entries
+        by_key: dict[str, int | list[int]] = {}
+        for index, entry in enumerate(entries):
+            for part_no, spellings in enumerate(patterns[index] if patterns is not None else entry.parts):
+                for pattern in spellings:
+                    packed = _pack(index, part_no, pattern)
+                    old = by_key.get(pattern.key)
+                    if old is None:
+                        by_key[pattern.key] = packed
+                    elif isinstance(old, int):
+                        by_key[pattern.key] = [old, packed]
+                    else:
+                        old.append(packed)
+        # The automaton's values are 32-bit: a row in `_targets` (packed 64-bit values in an array),
+        # or -1 - a row in `_shared` for a key that several entries share.
+        self._targets = array("q")
+        self._shared: list[tuple[int, ...]] = []
+        automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        for key, value in by_key.items():
+            if isinstance(value, list):
+                self._shared.append(tuple(value))
+                automaton.add_word(key, -len(self._shared))
+            else:
+                self._targets.append(value)
+                automaton.add_word(key, len(self._targets) - 1)
         if by_key:
             automaton.make_automaton()
         self._automaton = automaton
@@ -194,15 +253,17 @@ class TermList:
         """(entry index, part number, start, end) of every pattern found at its right edges."""
         if not self.entries:
             return
-        for end, values in self._automaton.iter(text):
-            for pattern, index, part_no in values:
-                start = end - len(pattern.key) + 1
+        targets, shared = self._targets, self._shared
+        for end, value in self._automaton.iter(text):
+            for packed in (targets[value],) if value >= 0 else shared[-value - 1]:
+                start = end - (packed & 0xFF) + 1
+                head, tail = packed >> 10 & 3, packed >> 8 & 3
                 before, after = text[start - 1], text[end + 1]
-                if (pattern.head == "word" and before != " ") or (pattern.head == "more" and before == " "):
+                if (head == 0 and before != " ") or (head == 1 and before == " "):
                     continue
-                if (pattern.tail == "word" and after != " ") or (pattern.tail == "more" and after == " "):
+                if (tail == 0 and after != " ") or (tail == 1 and after == " "):
                     continue
-                yield index, part_no, start, end + 1
+                yield packed >> 16, packed >> 12 & 0xF, start, end + 1
 
     def match(self, text: str) -> Match:
         """Score `text` (raw, as typed) against every entry."""
@@ -210,13 +271,18 @@ class TermList:
         excepted: dict[int, str] = {}
         for canon in variants(text):
             spans: list[tuple[int, int, int, int]] = list(self._scan(canon))
-            exceptions = [(s, e) for i, _, s, e in spans if self.entries[i].exception]
+            # An exception covers the whole words it is found in: "!blue tit*" covers "blue tits".
+            exceptions = [(self.entries[i].category, canon.rfind(" ", 0, s) + 1, canon.find(" ", e))
+                          for i, _, s, e in spans if self.entries[i].exception]
             for index, part_no, start, end in spans:
                 entry = self.entries[index]
                 if entry.exception:
                     continue
                 surface = _surface(canon, start, end)
-                if any(s <= start and end <= e for s, e in exceptions):
+                # An exception cancels terms of its own category (one in context.txt: of every
+                # category); words that make a search legitimate (negative weights) always count.
+                if entry.weight > 0 and any(s <= start and end <= e and c in (entry.category, CONTEXT)
+                                            for c, s, e in exceptions):
                     excepted.setdefault(index, surface)
                     continue
                 found.setdefault(index, {}).setdefault(part_no, surface)
@@ -239,6 +305,7 @@ class TermList:
 def build_termlist(files: Iterable[tuple[str, str, str]]) -> tuple[TermList, list[ListError]]:
     """Compile (source name, category, text) files; broken lines are reported and skipped."""
     entries: list[Entry] = []
+    patterns: list[tuple[tuple[Pattern, ...], ...]] = []
     errors: list[ListError] = []
     for source, category, text in files:
         if category not in (*CATEGORIES, CONTEXT):
@@ -247,10 +314,11 @@ def build_termlist(files: Iterable[tuple[str, str, str]]) -> tuple[TermList, lis
             continue
         for number, line in enumerate(text.splitlines(), 1):
             try:
-                entry = parse_line(line, category, source, number)
+                parsed = _parse(line, category, source, number)
             except ListError as e:
                 errors.append(e)
                 continue
-            if entry is not None:
-                entries.append(entry)
-    return TermList(tuple(entries)), errors
+            if parsed is not None:
+                entries.append(parsed[0])
+                patterns.append(parsed[1])
+    return TermList(tuple(entries), patterns), errors

@@ -94,16 +94,27 @@ def test_undoes_invisible_characters_and_lookalikes(text: str, expected: str) ->
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("neukennnn", (" neukenn ", " neuken ")),
-    ("seeeex", (" seex ", " sex ")),
-    ("kkk", (" kk ", " k ")),
-    ("boot", (" boot ",)),  # two equal letters are ordinary spelling
+    ("neukennnn", (" neukennnn ", " neukenn ", " neuken ")),
+    ("seeeex", (" seeeex ", " seex ", " sex ")),
+    ("kkk", (" kkk ", " kk ", " k ")),
+    ("xx en xy", (" xx en xy ",)),  # two equal letters are ordinary spelling, never stretched to "xxx"
+    ("boot", (" boot ",)),
     ("sex", (" sex ",)),
-    ("zzz 111", (" zz 111 ", " z 111 ")),
+    ("zzz 111", (" zzz 111 ", " zz 111 ", " z 111 ")),
 ])
 def test_variants_shrink_stretched_letters(text: str, expected: tuple[str, ...]) -> None:
-    """Runs of three or more equal letters give the form shrunk to two and the form shrunk to one."""
+    """Runs of three or more equal letters keep their form and add the forms shrunk to two and to one."""
     assert variants(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("ak47", " ak47 "), ("mp3 speler", " mp3 speler "), ("covid19", " covid19 "),  # trailing digits: a number
+    ("3d printer", " 3d printer "), ("4k tv", " 4k tv "), ("groep 2e", " groep 2e "),  # number with a unit
+    ("5ex", " sex "), ("k4nker", " kanker "), ("b00bs", " boobs "),  # leetspeak all the same
+])
+def test_digits_are_numbers_unless_they_stand_for_letters(text: str, expected: str) -> None:
+    """Digits that end a word or carry a unit stay digits; digits inside or before letters are leetspeak."""
+    assert normalise(text) == expected
 
 
 @pytest.mark.parametrize("text", ["neukennnn", "s3x", "Één ïdee", "", "a b c"])

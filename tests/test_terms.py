@@ -184,6 +184,8 @@ def test_empty_termlist_matches_nothing() -> None:
     ("sex", "ѕех", {"sex": 100}),
     ("neuken", "neukennnn", {"sex": 100}),  # the shrunk-to-one variant
     ("kk", "kkkk", {"sex": 100}),  # the shrunk-to-two variant
+    ("xxx", "xxx", {"sex": 100}),  # a listed run of three stays three
+    ("xxx", "xx en xy", {}),  # and is not found in a run of two
 ])
 def test_match_semantics(termlist: Build, entries: str, text: str, expected: dict[str, int]) -> None:
     """Word edges, compounds, optional endings, phrases, weights and combinations score as documented."""
@@ -215,11 +217,13 @@ def test_scunthorpe_list_still_catches_the_words(termlist: Build, text: str, exp
     ("kankerjuf", {"coarse": 100}, ()),
     ("sexuele voorlichting", {}, ("sexuele",)),
     ("sexuele praat", {"sex": 100}, ()),
+    ("blue tits feeding", {}, ("tits",)),  # an exception covers the whole words it is found in
+    ("tits", {"sex": 100}, ()),
 ])
 def test_exceptions_win_over_terms(termlist: Build, text: str, scores: dict[str, int],
                                    excepted: tuple[str, ...]) -> None:
     """No term inside an exception's span counts; the excepted words are reported as such."""
-    terms = termlist(coarse="kanker+\n!kankerbestrijding", sex="sexuele\n!sexuele voorlichting")
+    terms = termlist(coarse="kanker+\n!kankerbestrijding", sex="sexuele\n!sexuele voorlichting\ntits\n!blue tit*")
     match = terms.match(text)
     assert match.scores == scores
     assert tuple(h.found for h in match.excepted) == excepted
@@ -255,3 +259,32 @@ def test_hits_name_their_entry(terms: TermList) -> None:
     (hit,) = terms.match("kutschool").hits[:1]
     assert isinstance(hit.entry, Entry)
     assert (hit.entry.where, hit.entry.text, hit.found) == ("t/coarse.txt:2", "kut+", "kutschool")
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("ab" * 128, "longer than 255 characters"),
+    (" + ".join(f"deel{i}" for i in range(17)), "at most 16 parts"),
+])
+def test_entries_beyond_the_matcher_limits_are_refused(text: str, reason: str) -> None:
+    """A term longer than 255 characters or a combination of more than 16 parts is a ListError, not a crash."""
+    built, errors = build_termlist([("nl/sex.txt", "sex", f"sex\n{text}\n")])
+    assert [(e.line, reason in e.reason) for e in errors] == [(2, True)]
+    assert len(built.entries) == 1
+
+
+def test_entries_at_the_matcher_limits_work(termlist: Build) -> None:
+    """A 255-character term and a 16-part combination still load and match."""
+    long_word = ("ab" * 128)[:255]
+    parts = [f"deel{chr(97 + i)}" for i in range(16)]
+    terms = termlist(sex=f"{long_word}\n{' + '.join(parts)}")
+    assert terms.match(long_word).scores == {"sex": 100}
+    assert terms.match(" ".join(reversed(parts))).scores == {"sex": 100}
+    assert terms.match(" ".join(parts[:-1])).scores == {}
+
+
+def test_a_key_shared_by_several_entries_counts_for_each(termlist: Build) -> None:
+    """When several entries and parts share one spelling, every one of them is found."""
+    terms = termlist(sex="sex =40\nsex + film =30\nsex*\n+sex", coarse="sex =20\nsex(je) =10")
+    assert terms.match("sex film").scores == {"sex": 170, "coarse": 30}
+    assert terms.match("sexfilm").scores == {"sex": 100}
+    assert terms.match("unisex").scores == {"sex": 100}
