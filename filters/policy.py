@@ -73,6 +73,8 @@ class Policy:
     groups: tuple[Group, ...]
     default_group: str
     allow_hosts: tuple[str, ...] = field(default=())
+    events_days: int = 28  # retention of events and alerts (AVG: no longer than needed)
+    audit_days: int = 365  # retention of the audit log of staff actions
     source: str = ""
 
 
@@ -146,7 +148,7 @@ class _Reader:
         return time(h1, m1), time(h2, m2)
 
 
-_TOP = ("school", "filter", "periods", "timetables", "holidays", "groups", "allow")
+_TOP = ("school", "filter", "periods", "timetables", "holidays", "groups", "allow", "privacy")
 
 
 def parse_policy(text: str, source: str = "policy.toml") -> Policy:
@@ -246,6 +248,13 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
         if domain:
             allow_hosts.append(domain)
 
+    privacy = r.table(data, "privacy", (), ("events_days", "audit_days"))
+    retention = {}
+    for key, default in (("events_days", 28), ("audit_days", 365)):
+        retention[key] = r.get(privacy, key, int, default, ("privacy",))
+        if not 1 <= retention[key] <= 3660:
+            raise r.fail(("privacy", key), f"{key} must be a number of days from 1 to 3660")
+
     return Policy(
         name=r.get(school, "name", str, "", ("school",)),
         school_type=school_type,
@@ -257,6 +266,6 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
         never_open=r.names(filt, "never_open", HOST_CATEGORIES, ["adult", "gambling"], ("filter",)),
         safesearch=r.get(filt, "safesearch", bool, True, ("filter",)),
         periods=periods, timetables=timetables, holidays=tuple(holidays), groups=tuple(groups),
-        default_group=default_group, allow_hosts=tuple(allow_hosts), source=source,
+        default_group=default_group, allow_hosts=tuple(allow_hosts), source=source, **retention,
     )
 

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from filters.hosts import HOST_CATEGORIES, parse_domain
 from filters.terms import ListError
+from klaswacht.loading import DEFAULT_POLICY, load_policy
 from klaswacht.store import Store, StoreError, default_data_dir
 from klaswacht.store.model import ROLES
 from klaswacht.store.roster import parse_roster
@@ -56,9 +57,9 @@ def _grant_target(text: str) -> str:
     return domain
 
 
-def _run(args: argparse.Namespace, action: Callable[[Store], Awaitable[int]]) -> int:
+def _run(args: argparse.Namespace, action: Callable[[Store], Awaitable[int]], **retention: int) -> int:
     async def main() -> int:
-        store = Store(Path(args.data_dir))
+        store = Store(Path(args.data_dir), **retention)
         await store.open(background=False)
         try:
             return await action(store)
@@ -184,6 +185,18 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return _run(args, action)
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    policy = load_policy(args.policy)
+
+    async def action(store: Store) -> int:
+        removed = await store.purge()
+        print(f"purged (events older than {policy.events_days} days, audit older than {policy.audit_days} days): "
+              + ", ".join(f"{n} {table}" for table, n in removed.items()))
+        return 0
+
+    return _run(args, action, events_days=policy.events_days, audit_days=policy.audit_days)
+
+
 def _login() -> str:
     try:
         return getpass.getuser()
@@ -242,6 +255,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--pupil", required=True, metavar="ID", help="pupil number or pseudonymous id")
     _store_options(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("purge", help="remove what is older than the policy's retention (the scheduled job)")
+    p.add_argument("--policy", default=str(DEFAULT_POLICY), help="policy whose [privacy] retention applies")
+    _store_options(p, audited=False)
+    p.set_defaults(func=cmd_purge)
 
     p = sub.add_parser("forget", help="remove everything stored about one pupil")
     p.add_argument("--pupil", required=True, metavar="ID", help="pupil number or pseudonymous id")

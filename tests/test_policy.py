@@ -149,6 +149,11 @@ BROKEN = [
     ("holidays = [3]\n" + TT, 1, "a holiday is a [[holidays]] table"),
     # allow list
     (TT + '[allow]\nhosts = ["http://x.nl/"]\n', 4, "[allow] hosts: 'http://x.nl/' is not a domain name"),
+    # retention
+    ("[privacy]\nevents_days = 0\n" + TT, 2, "events_days must be a number of days from 1 to 3660"),
+    ("[privacy]\naudit_days = 99999\n" + TT, 2, "audit_days must be a number of days from 1 to 3660"),
+    ('[privacy]\nevents_days = "28"\n' + TT, 2, "'events_days' must be int"),
+    ("[privacy]\nlogs_days = 7\n" + TT, 2, "unknown key 'logs_days' in [privacy]"),
     # TOML syntax
     ('[school]\nname = "x"\ntype = primary\n' + TT, 3, "not valid TOML"),
     ('[school]\nname = "x"\n[school]\nname = "y"\n' + TT, 3, "not valid TOML"),
@@ -186,3 +191,10 @@ def test_errors_in_a_full_policy_point_at_the_right_table(policy_text: str, old:
     with pytest.raises(PolicyError) as caught:
         parse_policy(text, "school.toml")
     assert caught.value.line == line, str(caught.value)
+
+
+def test_retention_is_read_from_privacy() -> None:
+    """[privacy] sets how many days events and the audit log are kept; 28 and 365 when left out."""
+    assert (parse_policy(TT).events_days, parse_policy(TT).audit_days) == (28, 365)
+    policy = parse_policy("[privacy]\nevents_days = 14\naudit_days = 730\n" + TT)
+    assert (policy.events_days, policy.audit_days) == (14, 730)

@@ -84,3 +84,23 @@ def test_bad_input_is_refused_with_a_message(data_dir: Path) -> None:
     assert klaswacht("users", "add", "x", "--role", "director", *d, stdin="pw\n").returncode == 2
     assert "no password" in klaswacht("users", "add", "x", "--role", "it", *d, stdin="\n").stderr
     assert klaswacht("grant", "groep 7", "social", "--minutes", "0", *d).returncode == 2
+
+
+def test_purge_applies_the_policys_retention(data_dir: Path, tmp_path: Path) -> None:
+    """`klaswacht purge` removes events older than the policy's [privacy] events_days and keeps newer ones."""
+    now = now_utc()
+
+    async def seed() -> None:
+        async with Store(data_dir) as store:
+            store.record(event(1, time=now - timedelta(days=10)))
+            store.record(event(2, time=now - timedelta(days=3)))
+            assert await store.flush()
+
+    asyncio.run(seed())
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[privacy]\nevents_days = 7\n[timetables.default]\ndays = { mon = "08:30-14:15" }\n',
+                      encoding="utf-8")
+    result = klaswacht("purge", "--data-dir", str(data_dir), "--policy", str(policy))
+    assert result.returncode == 0, result.stderr
+    assert "1 events" in result.stdout
+    assert [r[0] for r in query(data_dir, "SELECT terms FROM events")] == ['["term2"]']
