@@ -60,6 +60,17 @@ def test_defaults_of_a_minimal_policy() -> None:
     assert policy.never_open == {"adult", "gambling"}
     assert policy.periods["lesson"].closed == frozenset()
     assert policy.periods["lesson"].internet and policy.periods["lesson"].search_words
+    assert (policy.events_days, policy.audit_days) == (28, 365)
+
+
+@pytest.mark.parametrize(("privacy", "expected"), [
+    ("[privacy]\nevents_days = 14\n", (14, 365)),
+    ("[privacy]\nevents_days = 1\naudit_days = 3660\n", (1, 3660)),
+])
+def test_privacy_retention_is_read(privacy: str, expected: tuple[int, int]) -> None:
+    """[privacy] sets how many days events and the audit log are kept."""
+    policy = parse_policy(privacy + TT)
+    assert (policy.events_days, policy.audit_days) == expected
 
 
 @pytest.mark.parametrize(("outside", "expected"), [
@@ -154,6 +165,11 @@ BROKEN = [
     ("[privacy]\naudit_days = 99999\n" + TT, 2, "audit_days must be a number of days from 1 to 3660"),
     ('[privacy]\nevents_days = "28"\n' + TT, 2, "'events_days' must be int"),
     ("[privacy]\nlogs_days = 7\n" + TT, 2, "unknown key 'logs_days' in [privacy]"),
+    # privacy: retention in days
+    ("[privacy]\nevents_days = 0\n" + TT, 2, "events_days must be a number of days from 1 to 3660"),
+    ("[privacy]\nevents_days = 28\naudit_days = 5000\n" + TT, 3, "audit_days must be a number of days"),
+    ('[privacy]\naudit_days = "1y"\n' + TT, 2, "'audit_days' must be int"),
+    ("[privacy]\nlogs_days = 3\n" + TT, 2, "unknown key 'logs_days' in [privacy]"),
     # TOML syntax
     ('[school]\nname = "x"\ntype = primary\n' + TT, 3, "not valid TOML"),
     ('[school]\nname = "x"\n[school]\nname = "y"\n' + TT, 3, "not valid TOML"),
