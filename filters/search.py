@@ -24,7 +24,13 @@ class Engine:
     hosts: re.Pattern[str]
     paths: tuple[str, ...]  # path prefixes that are searches
     params: tuple[str, ...]  # first present parameter is the search text
-    safesearch: bool = False  # the engine has a SafeSearch mechanism that the proxy enforces
+    safe_param: tuple[str, str] | None = None  # query parameter that turns SafeSearch on
+    safe_header: tuple[str, str] | None = None  # request header that turns restricted mode on
+
+    @property
+    def safesearch(self) -> bool:
+        """The engine has a SafeSearch mechanism that the proxy enforces."""
+        return self.safe_param is not None or self.safe_header is not None
 
 
 def _hosts(pattern: str) -> re.Pattern[str]:
@@ -34,15 +40,15 @@ def _hosts(pattern: str) -> re.Pattern[str]:
 ENGINES: tuple[Engine, ...] = (
     Engine("google", _hosts(_GOOGLE_TLD),
            ("/search", "/complete/search", "/images", "/videosearch", "/webhp"),
-           ("q", "oq"), safesearch=True),
+           ("q", "oq"), safe_param=("safe", "active")),
     Engine("youtube", _hosts(r"youtube\.com|youtube-nocookie\.com"),
            ("/results", "/complete/search", "/youtubei/v1/search", "/search"),
-           ("search_query", "q", "query"), safesearch=True),
+           ("search_query", "q", "query"), safe_header=("YouTube-Restrict", "Strict")),
     Engine("bing", _hosts(r"bing\.com"),
            ("/search", "/images/search", "/videos/search", "/news/search", "/as/suggestions",
-            "/osjson.aspx", "/qsonhs.aspx"), ("q", "qry", "query"), safesearch=True),
+            "/osjson.aspx", "/qsonhs.aspx"), ("q", "qry", "query"), safe_param=("adlt", "strict")),
     Engine("duckduckgo", _hosts(r"duckduckgo\.com"),
-           ("/", "/html", "/lite", "/ac", "/d.js", "/i.js", "/v.js"), ("q",), safesearch=True),
+           ("/", "/html", "/lite", "/ac", "/d.js", "/i.js", "/v.js"), ("q",), safe_param=("kp", "1")),
     Engine("wikipedia", _hosts(r"wikipedia\.org"),
            ("/w/index.php", "/w/api.php", "/wiki/special:search", "/w/rest.php/v1/search"),
            ("search", "srsearch", "q")),

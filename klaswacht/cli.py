@@ -13,6 +13,7 @@ from filters.decide import Context, Facts, decide
 from filters.policy import PERIODS, PolicyError
 from klaswacht import checks, evaluate, explaining, store_cli
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, load_lists, load_policy
+from klaswacht.store import default_data_dir
 
 # Searches on the command line are judged as if typed into this engine.
 SEARCH_HOST = "www.google.com"
@@ -66,15 +67,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    context, lists = _context(args)
-    policy = context.policy
-    print(f"policy: {policy.source} ({policy.school_type}, {len(policy.groups)} groups)")
-    print(f"lists: {len(lists.terms.entries)} term entries, "
-          f"{len(lists.hosts.entries)} categorised domains, {len(lists.hosts.allowed)} allowed domains, "
-          f"{len(lists.errors)} load errors")
-    print("proxy: not yet available in this version (the filter core is ready: try "
-          "'klaswacht classify' or 'klaswacht explain')")
-    return 0
+    from klaswacht import run  # the proxy's imports (mitmproxy) are only paid for by `run`
+
+    return run.run(args)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -113,8 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     store_cli.add_commands(sub)
 
-    p = sub.add_parser("run", help="start the filter")
-    _common(p)
+    p = sub.add_parser("run", help="start proxy, dashboard and metrics on loopback; stop with Ctrl-C or SIGTERM")
+    p.add_argument("--policy", default=str(DEFAULT_POLICY),
+                   help="policy TOML file (default: the shipped primary-school policy)")
+    p.add_argument("--lists", action="append", type=Path, default=[], metavar="DIR",
+                   help="a local list folder whose files replace or add to the shipped lists")
+    p.add_argument("--data-dir", default=str(default_data_dir()), metavar="DIR",
+                   help="database, CA and spill files (default: %(default)s)")
+    p.add_argument("--proxy-port", type=int, default=8080, help="0 picks a free port (default: %(default)s)")
+    p.add_argument("--dashboard-port", type=int, default=8081, help="0 picks a free port (default: %(default)s)")
+    p.add_argument("--metrics-port", type=int, default=9464, help="0 picks a free port (default: %(default)s)")
+    p.add_argument("--period", choices=(*PERIODS[:3], "auto"), default="auto",
+                   help="auto: from the timetable and the clock; the others pin the period")
+    p.add_argument("--upstream", default="", metavar="URL", help="send allowed traffic through this parent proxy")
+    p.add_argument("--workers", type=int, default=None, help="proxy processes (only 1 for now)")
     p.set_defaults(func=cmd_run)
     return parser
 

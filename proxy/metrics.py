@@ -1,0 +1,39 @@
+"""The proxy's Prometheus metrics, all in one place, with bounded labels only.
+
+No label holds a host, a URL or a pupil: `action`, `rule` and `category` come from fixed sets.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from filters.decide import RULES
+from filters.hosts import ALLOW, HOST_CATEGORIES
+from filters.terms import CATEGORIES
+
+ACTIONS = ("allow", "block", "alert")
+# Decisions take microseconds; the buckets reach to 50 ms to show a stall.
+BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)
+
+
+class ProxyMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter("klaswacht_requests", "HTTP requests seen by the filter", registry=registry)
+        self.verdicts = Counter("klaswacht_verdicts", "Verdicts by action, rule and category",
+                                ("action", "rule", "category"), registry=registry)
+        self.decision = Histogram("klaswacht_decision_seconds",
+                                  "Time the addons spend deciding one request (all deciding hooks summed)",
+                                  buckets=BUCKETS, registry=registry)
+        self.reloads = Counter("klaswacht_reloads", "Reloads of the policy and lists", ("result",),
+                               registry=registry)
+        self.reports = Counter("klaswacht_reports", "Reports filed by pupils on the report page", registry=registry)
+        for result in ("ok", "failed"):
+            self.reloads.labels(result)
+        self._known = {*CATEGORIES, *HOST_CATEGORIES, ALLOW}
+
+    def verdict(self, action: str, rule: str, category: str | None) -> None:
+        # Unknown values collapse to "other" so that a list with a new name cannot grow the label set.
+        self.verdicts.labels(action if action in ACTIONS else "other", rule if rule in RULES else "other",
+                             category if category in self._known else ("none" if category is None else "other")
+                             ).inc()

@@ -1,0 +1,104 @@
+"""One proxy process: mitmproxy with the klaswacht addon, its metrics endpoint, and a ready line.
+
+Started by `klaswacht run` (klaswacht/run.py); prints one JSON line on stdout when it listens:
+{"proxy": [host, port], "metrics": [host, port], "ca": path}, then runs until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from mitmproxy import ctx, exceptions, options
+from mitmproxy.tools.dump import DumpMaster
+from prometheus_client import CollectorRegistry, start_http_server
+
+from klaswacht.loading import DEFAULT_POLICY
+from klaswacht.store.metrics import StoreCollector
+from proxy.addon import Klaswacht
+from proxy.metrics import ProxyMetrics
+
+CA_FILE = "mitmproxy-ca-cert.pem"
+
+
+class Ready:
+    """Tells the supervisor where everything listens, once it does."""
+
+    def __init__(self, registry: CollectorRegistry, metrics_host: str, metrics_port: int, addon: Klaswacht) -> None:
+        self.registry = registry
+        self.metrics_host = metrics_host
+        self.metrics_port = metrics_port
+        self.addon = addon
+        self.server: object = None
+
+    def running(self) -> None:
+        if self.addon.store is not None:
+            self.registry.register(StoreCollector(self.addon.store))
+        server, _ = start_http_server(self.metrics_port, self.metrics_host, registry=self.registry)
+        self.server = server
+        proxy = ctx.master.addons.get("proxyserver").listen_addrs()[0]
+        ready = {"proxy": [proxy[0], proxy[1]], "metrics": [self.metrics_host, server.server_port],
+                 "ca": str(Path(ctx.options.confdir).expanduser() / CA_FILE)}
+        sys.stdout.write(json.dumps(ready) + "\n")
+        sys.stdout.flush()
+
+    def done(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()  # type: ignore[attr-defined]
+            self.server.server_close()  # type: ignore[attr-defined]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m proxy.worker", description=__doc__)
+    p.add_argument("--policy", default=str(DEFAULT_POLICY))
+    p.add_argument("--lists", action="append", default=[])
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--proxy-port", type=int, default=0)
+    p.add_argument("--metrics-port", type=int, default=0)
+    p.add_argument("--period", default="auto")
+    p.add_argument("--upstream", default="")
+    return p
+
+
+async def serve(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir)
+    (data_dir / "ca").mkdir(parents=True, exist_ok=True, mode=0o700)
+    opts = options.Options(listen_host=args.host, listen_port=args.proxy_port, confdir=str(data_dir / "ca"))
+    master = DumpMaster(opts, with_termlog=True, with_dumper=False)
+    registry = CollectorRegistry()
+    addon = Klaswacht(ProxyMetrics(registry))
+    master.addons.add(addon, Ready(registry, args.host, args.metrics_port, addon))
+    try:
+        opts.update(
+            klaswacht_policy=args.policy, klaswacht_lists=args.lists, klaswacht_period=args.period,
+            klaswacht_data_dir=str(data_dir),
+            # No connection to a server before the request is judged: a blocked host is never contacted.
+            connection_strategy="lazy",
+            # Bodies a rule does not need are streamed, not held in memory.
+            stream_large_bodies="1m",
+            termlog_verbosity="warn",
+            mode=[f"upstream:{args.upstream}"] if args.upstream else ["regular"],
+        )
+    except exceptions.OptionsError as e:
+        print(f"klaswacht proxy: {e}", file=sys.stderr)
+        return 2
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, master.shutdown)
+    await master.run()
+    return 0
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return asyncio.run(serve(build_parser().parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
