@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -35,6 +36,16 @@ log = logging.getLogger(__name__)
 _BODY_METHODS = ("POST",)
 # Severe alerts go to care staff as well as the teacher.
 _SEVERE = frozenset({"self-harm"})
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who sent a request, as far as the filter needs to know: never a name."""
+
+    address: str
+    pupil: str | None  # pseudonymous id from the roster, None for an unknown device
+    group: str
+    period: str
 
 
 def client_address(flow: http.HTTPFlow) -> str:
@@ -180,6 +191,8 @@ class Klaswacht:
                           snapshot.grants_for(group, now), snapshot.banned(pupil, now))
         host = flow.request.pretty_host
         verdict = decide(Facts(host, query), context)
+        # For the addons after this one (outgoing content): who asked, in which group and period.
+        flow.metadata["klaswacht_identity"] = Identity(address, pupil, group, context.period)
         flow.metadata["klaswacht_verdict"] = verdict
         self.metrics.verdict(verdict.action, verdict.rule, verdict.category)
         self._record(verdict, host, address, group, searched=query is not None)
