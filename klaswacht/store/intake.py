@@ -48,21 +48,28 @@ class _Replay:
     path: Path
     file: BinaryIO
     offset: int  # bytes of the file already in the database
+    counted: int = 0  # unreadable lines before this offset are counted as dropped already
 
     @property
     def offset_path(self) -> Path:
         return self.path.with_name(self.path.name + ".offset")
 
     def save(self, offset: int) -> None:
-        tmp = self.offset_path.with_name(self.offset_path.name + ".tmp")
-        tmp.write_text(str(offset))
-        os.replace(tmp, self.offset_path)
         self.offset = offset
+        tmp = self.offset_path.with_name(self.offset_path.name + ".tmp")
+        try:
+            tmp.write_text(str(offset))
+            os.replace(tmp, self.offset_path)
+        except OSError as e:  # the ids make a repeated batch harmless: go on with the offset in memory
+            log.warning("%s: offset not saved (%s): a crash now would replay one batch again", self.path.name, e)
 
     def remove(self) -> None:
         self.file.close()
-        self.path.unlink(missing_ok=True)
-        self.offset_path.unlink(missing_ok=True)
+        try:
+            self.path.unlink(missing_ok=True)
+            self.offset_path.unlink(missing_ok=True)
+        except OSError as e:
+            log.error("%s: replayed but not removed (%s): a later replay adds nothing", self.path.name, e)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,8 @@ class Intake:
     def __init__(self, spill_dir: Path, bound: int, counters: dict[str, int]) -> None:
         self.queue: deque[Item] = deque()
         self.bound = bound
+        self.in_flight = 0  # taken for a write, not yet settled or put back: they count against the bound
+        self.closed = False
         self.counters = counters
         self.spill_dir = spill_dir
         self._prefix = secrets.token_hex(6)  # ids unique across processes and restarts
@@ -83,6 +92,7 @@ class Intake:
         self._spill: TextIO | None = None
         self._replay: _Replay | None = None
         self._spill_failing = False
+        self._skipped: set[Path] = set()  # spill files this process could not read: left for a later run
         # Files left by an earlier run or another process are found once here, later ones by our own spilling.
         self.spill_pending = any(spill_dir.glob("events-*.jsonl*"))
 
@@ -90,7 +100,10 @@ class Intake:
         """Take one event without waiting: queue it, else spill it, else count it as dropped."""
         try:
             item = (f"{self._prefix}{next(self._ids):010x}", event)
-            if len(self.queue) < self.bound:
+            if self.closed:  # after close() nothing takes the queue any more: straight to a spill file
+                self.spill([item])
+                self.close_spill()
+            elif len(self.queue) + self.in_flight < self.bound:
                 self.queue.append(item)
                 self.counters["queued"] += 1
             else:
@@ -100,11 +113,19 @@ class Intake:
             log.exception("event dropped")
 
     def take(self, count: int) -> list[Item]:
+        """Up to `count` events from the front of the queue; `settle` or `put_back` them afterwards."""
         queue = self.queue
-        return [queue.popleft() for _ in range(min(count, len(queue)))]
+        items = [queue.popleft() for _ in range(min(count, len(queue)))]
+        self.in_flight += len(items)
+        return items
+
+    def settle(self, items: list[Item]) -> None:
+        """A taken batch is written (or spilled): its room in the bound is free again."""
+        self.in_flight -= len(items)
 
     def put_back(self, items: list[Item]) -> None:
         """Return a batch that could not be written to the front of the queue, in its order."""
+        self.in_flight -= len(items)
         self.queue.extendleft(reversed(items))
 
     # --- spilling
@@ -129,9 +150,15 @@ class Intake:
         """Append events to the spill file; those it cannot write are counted as dropped."""
         for n, (event_id, event) in enumerate(items):
             try:
+                line = json.dumps({"id": event_id, **event.to_json()}, ensure_ascii=False) + "\n"
+            except (TypeError, ValueError, AttributeError) as e:  # not an Event that can be kept: this one only
+                self.counters["dropped"] += 1
+                log.error("malformed event dropped: %s", e)
+                continue
+            try:
                 if self._spill is None:
                     self._spill = self._open_spill()
-                self._spill.write(json.dumps({"id": event_id, **event.to_json()}, ensure_ascii=False) + "\n")
+                self._spill.write(line)
             except OSError as e:
                 self.counters["dropped"] += len(items) - n
                 if not self._spill_failing:  # once per outage, not once per event
@@ -156,39 +183,61 @@ class Intake:
         files = [*sorted(self.spill_dir.glob(f"events-*.jsonl{REPLAYING}")),
                  *sorted(self.spill_dir.glob("events-*.jsonl"))]
         for path in files:
+            if path in self._skipped or path.with_name(path.name + REPLAYING) in self._skipped:
+                continue
             try:
                 file = path.open("rb")
             except FileNotFoundError:  # taken by another process meanwhile
                 continue
-            if not _lock(file.fileno()):  # being written or replayed by another process
-                file.close()
+            except OSError as e:
+                self._skip(path, e)
                 continue
-            replay = _Replay(path, file, 0)
-            if path.name.endswith(REPLAYING):
-                with contextlib.suppress(FileNotFoundError, ValueError):
-                    replay.offset = int(replay.offset_path.read_text())
-            else:
-                replay.path = path.with_name(path.name + REPLAYING)
-                path.rename(replay.path)
+            try:
+                if not _lock(file.fileno()):  # being written or replayed by another process
+                    file.close()
+                    continue
+                replay = _Replay(path, file, 0)
+                if path.name.endswith(REPLAYING):
+                    with contextlib.suppress(FileNotFoundError, ValueError):
+                        replay.offset = int(replay.offset_path.read_text())
+                else:
+                    replay.path = path.with_name(path.name + REPLAYING)
+                    path.rename(replay.path)
+            except OSError as e:
+                file.close()
+                self._skip(path, e)
+                continue
             return replay
         return None
 
+    def _skip(self, path: Path, error: OSError) -> None:
+        """Leave a spill file this process cannot read for a later run (or an administrator); logged once."""
+        self._skipped.add(path)
+        log.error("%s: spill file not replayable (%s): left in place for a later run", path, error)
+
     def next_replay(self, count: int) -> ReplayBatch | None:
         """Up to `count` spilled events from the oldest spill file; None when there are none left."""
-        if self._replay is None:
-            self.close_spill()  # our own file becomes replayable; new spills start a new one
-            try:
-                self._replay = self._next_file()
-            except OSError as e:
-                log.error("spill files not readable: %s", e)
-                return None
+        # None always clears spill_pending: the writer must never spin on files it cannot read.
+        while True:
             if self._replay is None:
-                self.spill_pending = False
-                return None
-        replay = self._replay
+                self.close_spill()  # our own file becomes replayable; new spills start a new one
+                self._replay = self._next_file()
+                if self._replay is None:
+                    self.spill_pending = False
+                    return None
+            replay = self._replay
+            try:
+                return self._read_batch(replay, count)
+            except OSError as e:
+                replay.file.close()
+                self._replay = None
+                self._skip(replay.path, e)
+
+    def _read_batch(self, replay: _Replay, count: int) -> ReplayBatch:
         replay.file.seek(replay.offset)
         items: list[Item] = []
         while len(items) < count:
+            start = replay.file.tell()
             line = replay.file.readline()
             if not line:
                 return ReplayBatch(items, replay.file.tell(), last=True)
@@ -198,9 +247,10 @@ class Intake:
                 items.append((event_id, Event.from_json(data)))
             except (ValueError, KeyError, TypeError, AttributeError) as e:
                 # A line cut off by a crash or a full disk: the event is lost, the rest of the file is not.
-                self.counters["dropped"] += 1
-                log.warning("%s: unreadable line after offset %d (%s): dropped", replay.path.name,
-                            replay.offset, e)
+                if start >= replay.counted:  # a batch read again after a failed write counts it once
+                    replay.counted = start + len(line)
+                    self.counters["dropped"] += 1
+                    log.warning("%s: unreadable line at offset %d (%s): dropped", replay.path.name, start, e)
         end = replay.file.tell()
         return ReplayBatch(items, end, last=not replay.file.readline())
 
@@ -217,6 +267,8 @@ class Intake:
             replay.save(batch.end)
 
     def close(self) -> None:
+        """Close the files; an event recorded after this goes straight to a spill file."""
+        self.closed = True
         self.close_spill()
         if self._replay is not None:
             self._replay.file.close()

@@ -168,23 +168,30 @@ class Store:
         self._stop.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        # Each task ends its current step (bounded by the busy timeout) and stops at its next pause.
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        delay = 0.05
-        while self.intake.queue and loop.time() + delay < deadline:
-            if await self._write_queued():
-                continue
-            if self.unavailable is not None and self.unavailable.reason != "busy":
-                break  # a full disk or a missing file does not pass within seconds: spill now
-            await asyncio.sleep(delay)
-            delay = min(2 * delay, 0.5)
-        if self.intake.queue:
-            left = self.intake.take(len(self.intake.queue))
-            self.intake.spill(left)
-            log.warning("store: %d events spilled at close (database %s)", len(left),
-                        self.unavailable.reason if self.unavailable else "too slow")
-        self.intake.close()
-        await self.db.close()
+        try:
+            # Each task ends its current step (bounded by the busy timeout) and stops at its next pause.
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            delay = 0.05
+            while self.intake.queue and loop.time() + delay < deadline:
+                if await self._write_queued():
+                    continue
+                if self.unavailable is not None and self.unavailable.reason != "busy":
+                    break  # a full disk or a missing file does not pass within seconds: spill now
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 0.5)
+        finally:
+            # Also when cancelled or failing: what is still queued goes to a spill file, and the
+            # connections' (non-daemon) threads end, or the process could not exit.
+            try:
+                if self.intake.queue:
+                    left = self.intake.take(len(self.intake.queue))
+                    self.intake.spill(left)
+                    self.intake.settle(left)
+                    log.warning("store: %d events spilled at close (database %s)", len(left),
+                                self.unavailable.reason if self.unavailable else "too slow")
+            finally:
+                self.intake.close()
+                await self.db.close()
 
     async def _ensure_db(self) -> None:
         if await self.db.ensure_current():
@@ -210,6 +217,7 @@ class Store:
         rows: list[tuple[Any, ...]] = []
         alerts: list[Params] = []
         searches: Counter[tuple[str, str, str]] = Counter()
+        malformed: list[str] = []
         for event_id, event in items:
             try:
                 if event.action == SEARCH:
@@ -218,8 +226,7 @@ class Store:
                     continue
                 row = _event_row(event_id, event)
             except (TypeError, ValueError, AttributeError) as e:  # not an Event the store can keep
-                self.counters["dropped"] += 1
-                log.error("store: malformed event dropped: %s", e)
+                malformed.append(str(e))
                 continue
             rows.append(row)
             if event.severity is not None:
@@ -235,7 +242,11 @@ class Store:
         if self.db.moved():
             # Replaced while we wrote: the batch may have gone into the old file. The ids make a rewrite safe.
             raise StoreUnavailable("gone", "the database file was replaced during a write")
-        self.counters["written"] += len(items)
+        # Counted once the batch is in: a batch that fails and is tried again is not counted twice.
+        self.counters["written"] += len(items) - len(malformed)
+        self.counters["dropped"] += len(malformed)
+        for reason in malformed:
+            log.error("store: malformed event dropped: %s", reason)
 
     def _failed(self, error: StoreError) -> None:
         if self.unavailable is None or self.unavailable.reason != getattr(error, "reason", "error"):
@@ -264,6 +275,7 @@ class Store:
             raise
         finally:
             self._in_flight -= 1
+        self.intake.settle(items)
         self._recovered()
         return True
 
@@ -289,12 +301,16 @@ class Store:
                 await self._pause(delay)
             elif len(self.intake.queue) < self.batch_size and not self.intake.spill_pending:
                 await self._pause(self.batch_interval)  # batch: wait for more, at most this long
-            if self.intake.queue:
-                ok = await self._write_queued()
-            elif self.intake.spill_pending:
-                ok = await self._replay_spilled()
-            else:
-                ok = True
+            try:
+                if self.intake.queue:
+                    ok = await self._write_queued()
+                elif self.intake.spill_pending:
+                    ok = await self._replay_spilled()
+                else:
+                    ok = True
+            except Exception:  # a dead writer would stop every write without a sound: log, back off, go on
+                log.exception("store: unexpected error in the writer; events wait")
+                ok = False
             delay = 0.0 if ok else min(max(2 * delay, 0.05), self.max_backoff)
 
     async def flush(self, timeout: float = 10.0) -> bool:
@@ -368,9 +384,10 @@ class Store:
             await self._pause(self.snapshot_interval)
             try:
                 await self.refresh_snapshot()
-            except StoreError as e:
+            except Exception as e:  # StoreError, or rows it cannot read: the last snapshot stays, the task lives
                 if not failing:
-                    log.warning("store: snapshot not refreshed, the last one stays in force: %s", e)
+                    log.warning("store: snapshot not refreshed, the last one stays in force: %s", e,
+                                exc_info=not isinstance(e, StoreError))
                 failing = True
             else:
                 failing = False
@@ -513,6 +530,8 @@ class Store:
                      states: Iterable[str] = ("new", "seen")) -> list[dict[str, Any]]:
         """Alerts in these states (and groups, if given), newest first, with what their event recorded."""
         states = list(states)
+        if not states:
+            return []
         sql = (f"SELECT a.id, a.time, a.client, a.group_name, a.severity, a.state, a.note, a.changed_by, "
                f"a.changed_at, e.action, e.rule, e.category, e.host, e.terms FROM alerts a "
                f"LEFT JOIN events e ON e.id = a.id WHERE a.state IN ({', '.join('?' * len(states))})")

@@ -6,11 +6,12 @@ import asyncio
 import json
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from store_helpers import count_rows, event, terms_stored
 
-from klaswacht.store import Store
+from klaswacht.store import Event, Store
 
 LOCK_HOLDER = """
 import sqlite3, sys, time
@@ -29,30 +30,37 @@ def test_lock_from_another_process_delays_nothing_and_loses_nothing(data_dir: Pa
 
     async def main() -> None:
         store = await Store(data_dir, queue_bound=300, batch_interval=0.05).open()
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", LOCK_HOLDER,
-                                                    str(data_dir / "klaswacht.db"), "5",
-                                                    stdout=asyncio.subprocess.PIPE)
-        assert proc.stdout is not None
-        assert await proc.stdout.readline() == b"locked\n"
-        slowest = 0.0
-        for n in range(1000):
-            started = time.perf_counter()
-            store.record(event(n))
-            slowest = max(slowest, time.perf_counter() - started)
-            if n % 10 == 0:
-                await asyncio.sleep(0.01)  # let the writer try (and fail) meanwhile
-        # Every call returned while the other process still held the lock: none waited for the database.
-        assert proc.returncode is None
-        assert store.unavailable is not None and store.unavailable.reason == "busy"
-        assert count_rows(data_dir) == 0
-        assert store.counters["spilled"] > 0  # past the bound of 300, events went to the spill file
-        assert await proc.stdout.readline() == b"released\n"
-        await proc.wait()
-        assert await store.flush(timeout=15)
-        assert store.counters["replayed"] == store.counters["spilled"]
-        assert store.counters["dropped"] == 0
-        await store.close()
-        print(f"slowest record(): {slowest * 1e6:.0f} µs")
+        proc = None
+        try:
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-c", LOCK_HOLDER,
+                                                        str(data_dir / "klaswacht.db"), "5",
+                                                        stdout=asyncio.subprocess.PIPE)
+            assert proc.stdout is not None
+            assert await proc.stdout.readline() == b"locked\n"
+            slowest = 0.0
+            for n in range(1000):
+                started = time.perf_counter()
+                store.record(event(n))
+                slowest = max(slowest, time.perf_counter() - started)
+                if n % 10 == 0:
+                    await asyncio.sleep(0.01)  # let the writer try (and fail) meanwhile
+            await asyncio.sleep(0)  # an exit of the lock holder during the last calls is seen now
+            # Every call returned while the other process still held the lock: none waited for the database.
+            assert proc.returncode is None
+            assert store.unavailable is not None and store.unavailable.reason == "busy"
+            assert count_rows(data_dir) == 0
+            assert store.counters["spilled"] > 0  # past the bound of 300, events went to the spill file
+            assert await proc.stdout.readline() == b"released\n"
+            await proc.wait()
+            assert await store.flush(timeout=15)
+            assert store.counters["replayed"] == store.counters["spilled"]
+            assert store.counters["dropped"] == 0
+            print(f"slowest record(): {slowest * 1e6:.0f} µs")
+        finally:
+            if proc is not None and proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            await store.close()
 
     asyncio.run(main())
     assert terms_stored(data_dir) == {f"term{n}" for n in range(1000)}
@@ -63,17 +71,16 @@ def test_deleted_database_is_recreated_and_no_event_lost(data_dir: Path) -> None
     """When the database file is deleted, the store reconnects, re-creates the schema and writes what came since."""
 
     async def main() -> None:
-        store = await Store(data_dir, batch_interval=0.05).open()
-        for n in range(10):
-            store.record(event(n))
-        assert await store.flush()
-        (data_dir / "klaswacht.db").unlink()  # the -wal file stays behind, as after a careless `rm`
-        for n in range(10, 510):
-            store.record(event(n))
-            if n % 50 == 0:
-                await asyncio.sleep(0.01)
-        assert await store.flush()
-        await store.close()
+        async with Store(data_dir, batch_interval=0.05) as store:
+            for n in range(10):
+                store.record(event(n))
+            assert await store.flush()
+            (data_dir / "klaswacht.db").unlink()  # the -wal file stays behind, as after a careless `rm`
+            for n in range(10, 510):
+                store.record(event(n))
+                if n % 50 == 0:
+                    await asyncio.sleep(0.01)
+            assert await store.flush()
 
     asyncio.run(main())
     assert terms_stored(data_dir) == {f"term{n}" for n in range(10, 510)}
@@ -82,28 +89,38 @@ def test_deleted_database_is_recreated_and_no_event_lost(data_dir: Path) -> None
 def test_full_disk_spills_and_replays(data_dir: Path) -> None:
     """When SQLite itself fails writes with 'database or disk is full', events spill and are replayed after."""
 
+    fillers: set[str] = set()
+
     async def main() -> None:
-        store = await Store(data_dir, queue_bound=50, batch_interval=0.05).open()
-        await store.db.set_max_pages(await store.db.page_count())
-        for n in range(300):
-            store.record(event(n))
-            if n % 25 == 0:
-                await asyncio.sleep(0.02)
-        for _ in range(100):
-            if store.unavailable is not None:
-                break
-            await asyncio.sleep(0.02)
-        assert store.unavailable is not None and store.unavailable.reason == "full"
-        assert store.counters["spilled"] >= 300 - 2 * 50  # at most the bound plus one batch in flight
-        assert count_rows(data_dir) == 0
-        await store.db.set_max_pages(1_000_000)  # space again
-        assert await store.flush()
-        assert store.counters["replayed"] == store.counters["spilled"]
-        assert store.unavailable is None
-        await store.close()
+        async with Store(data_dir, queue_bound=50, batch_interval=0.02) as store:
+            await store.db.set_max_pages(await store.db.page_count())
+            # The pages there are still have room for a few rows: fill them with events smaller than the
+            # test's own, one at a time, until SQLite refuses one. From then on every event is refused.
+            while store.unavailable is None:
+                filler = chr(0x4E00 + len(fillers))  # one character: shorter than "term0"
+                fillers.add(filler)
+                store.record(Event("block", "search-words", "sex", "www.google.com", (filler,),
+                                   "p-0123456789abcdef", "groep 7"))
+                while (store.queue_depth() or store.intake.in_flight) and store.unavailable is None:
+                    await asyncio.sleep(0.01)
+            assert store.unavailable.reason == "full"
+            written = count_rows(data_dir)
+            assert written == len(fillers) - 1  # the last filler waits in the queue
+            for n in range(300):
+                store.record(event(n))
+                if n % 25 == 0:
+                    await asyncio.sleep(0.02)
+            assert store.unavailable is not None and store.unavailable.reason == "full"
+            assert store.counters["spilled"] >= 300 - 50  # the bound counts the batch in flight too
+            assert count_rows(data_dir) == written
+            await store.db.set_max_pages(1_000_000)  # space again
+            assert await store.flush()
+            assert store.counters["replayed"] == store.counters["spilled"]
+            assert store.counters["dropped"] == 0
+            assert store.unavailable is None
 
     asyncio.run(main())
-    assert terms_stored(data_dir) == {f"term{n}" for n in range(300)}
+    assert terms_stored(data_dir) == {f"term{n}" for n in range(300)} | fillers
 
 
 def test_events_past_the_bound_are_spilled_and_replayed_in_a_later_run(data_dir: Path) -> None:
@@ -190,7 +207,7 @@ def test_unwritable_spill_counts_dropped_events(data_dir: Path) -> None:
             store.record(event(n))
         assert store.counters["queued"] == 2 and store.counters["dropped"] == 3
         await store.open(background=False)
-        await store.close()
+        await store.close()  # open() closes what it opened when it fails
 
     asyncio.run(main())
     assert count_rows(data_dir) == 2
@@ -201,10 +218,12 @@ def test_close_flushes_everything_queued(data_dir: Path) -> None:
 
     async def main() -> None:
         store = await Store(data_dir, batch_interval=60, queue_bound=5000).open()
-        await asyncio.sleep(0.05)
-        for n in range(1234):
-            store.record(event(n))
-        await store.close()
+        try:
+            await asyncio.sleep(0.05)
+            for n in range(1234):
+                store.record(event(n))
+        finally:
+            await store.close()
 
     asyncio.run(main())
     assert count_rows(data_dir) == 1234
@@ -215,11 +234,13 @@ def test_close_spills_what_the_database_cannot_take_and_the_next_run_replays_it(
 
     async def main() -> None:
         store = await Store(data_dir, batch_interval=60).open()
-        await store.db.set_max_pages(await store.db.page_count())
-        for n in range(400):
-            store.record(event(n))
-        started = time.monotonic()
-        await store.close(timeout=2)
+        try:
+            await store.db.set_max_pages(await store.db.page_count())
+            for n in range(400):
+                store.record(event(n))
+        finally:
+            started = time.monotonic()
+            await store.close(timeout=2)
         assert time.monotonic() - started < 3
         assert store.counters["spilled"] == 400
         async with Store(data_dir) as later:
@@ -227,3 +248,57 @@ def test_close_spills_what_the_database_cannot_take_and_the_next_run_replays_it(
 
     asyncio.run(main())
     assert terms_stored(data_dir) == {f"term{n}" for n in range(400)}
+
+
+def test_an_unreadable_spill_file_is_left_alone_and_the_rest_replayed(data_dir: Path) -> None:
+    """A spill file that cannot be opened is skipped (not spun on): the loop runs, the other files are replayed."""
+    spill = data_dir / "spill"
+    spill.mkdir(parents=True)
+    (spill / "events-20260101T000000-1-x-0.jsonl").mkdir()  # opening it fails, even for root
+    (spill / "events-20260101T000000-1-x-1.jsonl").write_text(json.dumps({"id": "a", **event(1).to_json()}) + "\n")
+
+    async def main() -> None:
+        async with Store(data_dir, batch_interval=0.02) as store:
+            assert await store.flush(timeout=10)
+            store.record(event(2))
+            assert await store.flush(timeout=10)
+            assert store.counters["replayed"] == 1
+
+    asyncio.run(main())
+    assert terms_stored(data_dir) == {"term1", "term2"}
+    assert (spill / "events-20260101T000000-1-x-0.jsonl").is_dir()
+
+
+def test_an_event_recorded_after_close_is_spilled_and_kept(data_dir: Path) -> None:
+    """A hook that fires while the proxy stops still loses nothing: the event goes to a spill file."""
+
+    async def main() -> None:
+        store = await Store(data_dir).open()
+        await store.close()
+        store.record(event(7))
+        assert store.counters["spilled"] == 1
+        async with Store(data_dir) as later:
+            assert await later.flush()
+
+    asyncio.run(main())
+    assert terms_stored(data_dir) == {"term7"}
+
+
+def test_a_malformed_event_in_a_batch_that_waited_is_dropped_once(data_dir: Path) -> None:
+    """A malformed event counts as dropped once, the others as written once, however often the batch is tried."""
+
+    async def main() -> None:
+        async with Store(data_dir, batch_interval=0.02) as store:
+            await store.db.set_max_pages(await store.db.page_count())
+            store.record(Event("block", "search-words", time=datetime(2026, 3, 2, 9, 0)))  # naive: refused
+            for n in range(200):
+                store.record(event(n))
+            while store.unavailable is None:  # the batch of all 201 does not fit
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)  # a few failed tries
+            await store.db.set_max_pages(1_000_000)
+            assert await store.flush()
+            assert store.counters["dropped"] == 1 and store.counters["written"] == 200
+
+    asyncio.run(main())
+    assert terms_stored(data_dir) == {f"term{n}" for n in range(200)}
