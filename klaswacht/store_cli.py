@@ -68,7 +68,7 @@ def _run(args: argparse.Namespace, action: Callable[[Store], Awaitable[int]], **
 
     try:
         return asyncio.run(main())
-    except (StoreError, ValueError) as e:
+    except (StoreError, ValueError, OSError) as e:  # OSError: a data dir that cannot be made or read
         print(f"klaswacht: {e}", file=sys.stderr)
         return 1
 
@@ -78,7 +78,11 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    since = parse_local_time(args.since, datetime.now(SCHOOL_TZ)) if args.since else None
+    try:
+        since = parse_local_time(args.since, datetime.now(SCHOOL_TZ)) if args.since else None
+    except ValueError as e:
+        print(f"klaswacht: {e}", file=sys.stderr)
+        return 2
 
     async def action(store: Store) -> int:
         async for event in store.events(since=since, category=args.category, group=args.group,

@@ -7,6 +7,7 @@ can go back from an id to a number by trying all numbers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -20,15 +21,22 @@ _ID = re.compile(r"[pd]-[0-9a-f]{16}")
 
 
 def load_secret(path: Path) -> bytes:
-    """The install's secret from `path`, created (mode 0600) on first use."""
+    """The install's secret from `path`, created (mode 0600) on first use.
+
+    Written whole under a temporary name and linked into place: several processes starting at once
+    (`--workers N`) all read the one complete secret, never an empty file being written.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32) + "\n")
+            with contextlib.suppress(FileExistsError):  # another process was first: its secret counts
+                os.link(tmp, path)
+        finally:
+            tmp.unlink()
     text = path.read_text().strip()
     if len(text) < 32:
         raise ValueError(f"{path}: the secret is too short; remove the file only if no ids need to stay the same")

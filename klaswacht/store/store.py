@@ -620,4 +620,6 @@ class Store:
                 await self.purge()
             except StoreError as e:
                 log.warning("store: purge postponed: %s", e)
+            except Exception:  # the retention job must outlive one bad run
+                log.exception("store: purge failed; tried again at the next interval")
             await self._pause(self.purge_interval)

@@ -81,6 +81,8 @@ def test_bad_input_is_refused_with_a_message(data_dir: Path) -> None:
     """Unknown times, roles and empty passwords are refused before anything is written."""
     d = ["--data-dir", str(data_dir)]
     assert "not a time" in klaswacht("ban", "1001", "--until", "morgen", *d).stderr
+    result = klaswacht("events", "--since", "gisteren", *d)
+    assert result.returncode == 2 and "not a time" in result.stderr and "Traceback" not in result.stderr
     assert klaswacht("users", "add", "x", "--role", "director", *d, stdin="pw\n").returncode == 2
     assert "no password" in klaswacht("users", "add", "x", "--role", "it", *d, stdin="\n").stderr
     assert klaswacht("grant", "groep 7", "social", "--minutes", "0", *d).returncode == 2

@@ -143,11 +143,10 @@ def test_store_collector_exposes_counters_and_queue_depth(data_dir: Path) -> Non
         assert registry.get_sample_value("klaswacht_store_events_total", {"state": "queued"}) == 3
         assert registry.get_sample_value("klaswacht_store_events_total", {"state": "spilled"}) == 2
         assert registry.get_sample_value("klaswacht_store_queue_depth") == 3
-        await store.open()
-        assert await store.flush()
-        assert registry.get_sample_value("klaswacht_store_events_total", {"state": "written"}) == 5
-        assert registry.get_sample_value("klaswacht_store_events_total", {"state": "replayed"}) == 2
-        assert registry.get_sample_value("klaswacht_store_queue_depth") == 0
-        await store.close()
+        async with store:
+            assert await store.flush()
+            assert registry.get_sample_value("klaswacht_store_events_total", {"state": "written"}) == 5
+            assert registry.get_sample_value("klaswacht_store_events_total", {"state": "replayed"}) == 2
+            assert registry.get_sample_value("klaswacht_store_queue_depth") == 0
 
     asyncio.run(main())

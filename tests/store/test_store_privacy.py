@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,6 +29,20 @@ def test_secret_is_private_and_ids_are_stable_per_install(tmp_path: Path) -> Non
     assert ids.device("10.0.7.11").startswith("d-") and ids.device("10.0.7.11") != ids.pupil("10.0.7.11")
     assert Pseudonyms(load_secret(tmp_path / "other.key")).pupil("1001") != ids.pupil("1001")
     assert ids.resolve(ids.pupil("1001")) == ids.pupil("1001") == ids.resolve("1001")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.key", "secret.key"]  # no temporary files left
+
+
+def test_processes_starting_together_share_one_complete_secret(tmp_path: Path) -> None:
+    """Workers creating the secret at the same moment all read the same full secret, none an empty file."""
+    script = ("import sys; from pathlib import Path; from klaswacht.store.privacy import load_secret; "
+              "print(load_secret(Path(sys.argv[1])).decode())")
+    for attempt in range(5):
+        path = tmp_path / f"secret{attempt}.key"
+        procs = [subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        results = [p.communicate(timeout=60) for p in procs]
+        assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+        assert len({out for out, _ in results}) == 1
 
 
 def test_export_gives_everything_about_one_pupil_and_forget_removes_it(data_dir: Path) -> None:

@@ -19,6 +19,12 @@ def test_database_of_the_first_schema_is_upgraded_with_its_data(data_dir: Path) 
     async def make_v1() -> None:
         db = SqliteDatabase(data_dir / "klaswacht.db")
         await db.open()
+        try:
+            await fill_v1(db)
+        finally:
+            await db.close()
+
+    async def fill_v1(db: SqliteDatabase) -> None:
         assert await migrate(db, upto=1) == 1
         await db.execute("INSERT INTO events (id, time, action, rule, category, host, terms, client, group_name) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -29,7 +35,6 @@ def test_database_of_the_first_schema_is_upgraded_with_its_data(data_dir: Path) 
         await db.execute("INSERT INTO grants (id, group_name, what, starts, until, actor) "
                          "VALUES ('g1', 'groep 7', 'social', '2000-01-01T00:00:00.000Z', '2999-01-01T00:00:00.000Z', "
                          "'juf')")
-        await db.close()
 
     async def open_current() -> None:
         async with Store(data_dir) as store:
@@ -56,11 +61,17 @@ def test_a_database_newer_than_the_code_is_refused(data_dir: Path) -> None:
             pass
         db = SqliteDatabase(data_dir / "klaswacht.db")
         await db.open()
-        await db.execute("INSERT INTO schema_version (version, applied, description) VALUES (?, 'x', 'future')",
-                         (LATEST + 1,))
-        await db.close()
-        with pytest.raises(StoreError, match="newer"):
-            await Store(data_dir).open()
+        try:
+            await db.execute("INSERT INTO schema_version (version, applied, description) VALUES (?, 'x', 'future')",
+                             (LATEST + 1,))
+        finally:
+            await db.close()
+        store = Store(data_dir)
+        try:
+            with pytest.raises(StoreError, match="newer"):
+                await store.open()
+        finally:
+            await store.close()  # a no-op after the refused open, which closed its connections itself
 
     asyncio.run(main())
 
@@ -70,9 +81,11 @@ def test_stores_opening_a_new_database_together_migrate_it_once(data_dir: Path) 
 
     async def main() -> None:
         stores = [Store(data_dir) for _ in range(4)]
-        await asyncio.gather(*(s.open(background=False) for s in stores))
-        for store in stores:
-            await store.close()
+        try:
+            await asyncio.gather(*(s.open(background=False) for s in stores))
+        finally:
+            for store in stores:
+                await store.close()
 
     asyncio.run(main())
     assert query(data_dir, "SELECT version FROM schema_version ORDER BY version") == [
