@@ -18,6 +18,7 @@ from filters.terms import CATEGORIES, ListError
 PERIODS = ("lesson", "break", "outside", "holiday")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SCHOOL_TYPES = ("primary", "secondary")
+IDENTITIES = ("address", "proxyauth")  # how the proxy knows who asks: client address, or a proxy login
 
 
 class PolicyError(ValueError):
@@ -76,6 +77,9 @@ class Policy:
     events_days: int = 28  # retention of events and alerts (AVG: no longer than needed)
     audit_days: int = 365  # retention of the audit log of staff actions
     source: str = ""
+    identity: str = "address"  # "address" (roster, subnets) or "proxyauth" (a login per pupil)
+    accounts: str = ""  # proxyauth: the htpasswd file of pupil logins, as written (relative to the policy file)
+    passthrough: bool = False  # hosts that no rule needs to look into are not decrypted
 
 
 def _line_of(text: str, path: tuple[str | int, ...]) -> int:
@@ -163,13 +167,13 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
         if key not in _TOP:
             raise r.fail((key,), f"unknown table [{key}] (known: {', '.join(_TOP)})")
 
-    school = r.table(data, "school", (), ("name", "type", "timezone", "default_group"))
+    school = r.table(data, "school", (), ("name", "type", "timezone", "default_group", "identity", "accounts"))
     school_type = r.get(school, "type", str, "primary", ("school",))
     if school_type not in SCHOOL_TYPES:
         raise r.fail(("school", "type"), f"type must be one of {', '.join(SCHOOL_TYPES)}, not {school_type!r}")
 
     filt = r.table(data, "filter", (), ("threshold", "search_categories", "alert_categories",
-                                        "never_open", "safesearch"))
+                                        "never_open", "safesearch", "passthrough"))
     threshold = r.get(filt, "threshold", int, 100, ("filter",))
     if threshold <= 0:
         raise r.fail(("filter", "threshold"), "threshold must be a positive number")
@@ -238,6 +242,13 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
     if names and default_group not in names:
         raise r.fail(("school", "default_group"), f"default_group {default_group!r} is not a group")
 
+    identity = r.get(school, "identity", str, "address", ("school",))
+    if identity not in IDENTITIES:
+        raise r.fail(("school", "identity"), f"identity must be one of {', '.join(IDENTITIES)}, not {identity!r}")
+    accounts = r.get(school, "accounts", str, "", ("school",))
+    if identity == "proxyauth" and not accounts:
+        raise r.fail(("school", "identity"), "identity \"proxyauth\" needs accounts = \"FILE.htpasswd\" in [school]")
+
     allow = r.table(data, "allow", (), ("hosts",))
     allow_hosts: list[str] = []
     for h in r.get(allow, "hosts", list, [], ("allow",)):
@@ -267,5 +278,6 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
         safesearch=r.get(filt, "safesearch", bool, True, ("filter",)),
         periods=periods, timetables=timetables, holidays=tuple(holidays), groups=tuple(groups),
         default_group=default_group, allow_hosts=tuple(allow_hosts), source=source, **retention,
+        identity=identity, accounts=accounts, passthrough=r.get(filt, "passthrough", bool, False, ("filter",)),
     )
 
