@@ -6,7 +6,7 @@ saving is the caller's and the tz database's business, not this module's).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from filters.policy import Policy
 
@@ -25,3 +25,13 @@ def period_at(policy: Policy, group: str, when: datetime) -> str:
     if any(start <= now < end for start, end in timetable.breaks):
         return "break"
     return "lesson"
+
+
+def local_time(moment: datetime, zone: tzinfo) -> datetime:
+    """The school's wall-clock time (naive) at the aware instant `moment`, daylight saving included.
+
+    A naive `moment` is refused: it could be any instant, and the period would silently shift an hour.
+    """
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: give an aware instant (UTC)")
+    return moment.astimezone(zone).replace(tzinfo=None)
