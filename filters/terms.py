@@ -272,7 +272,7 @@ class TermList:
         for canon in variants(text):
             spans: list[tuple[int, int, int, int]] = list(self._scan(canon))
             # An exception covers the whole words it is found in: "!blue tit*" covers "blue tits".
-            exceptions = [(self.entries[i].category, canon.rfind(" ", 0, s) + 1, canon.find(" ", e))
+            exceptions = [(self.entries[i].category, s, e, canon.rfind(" ", 0, s) + 1, canon.find(" ", e))
                           for i, _, s, e in spans if self.entries[i].exception]
             for index, part_no, start, end in spans:
                 entry = self.entries[index]
@@ -280,9 +280,12 @@ class TermList:
                     continue
                 surface = _surface(canon, start, end)
                 # An exception cancels terms of its own category (one in context.txt: of every
-                # category); words that make a search legitimate (negative weights) always count.
-                if entry.weight > 0 and any(s <= start and end <= e and c in (entry.category, CONTEXT)
-                                            for c, s, e in exceptions):
+                # category) inside the words it is found in, but not an entry for exactly its own
+                # text ("!sexy" beside "sexy =60"); words that make a search legitimate (negative
+                # weights) always count.
+                if entry.weight > 0 and any(
+                        left <= start and end <= right and (start, end) != (s, e) and c in (entry.category, CONTEXT)
+                        for c, s, e, left, right in exceptions):
                     excepted.setdefault(index, surface)
                     continue
                 found.setdefault(index, {}).setdefault(part_no, surface)

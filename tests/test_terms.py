@@ -288,3 +288,14 @@ def test_a_key_shared_by_several_entries_counts_for_each(termlist: Build) -> Non
     assert terms.match("sex film").scores == {"sex": 170, "coarse": 30}
     assert terms.match("sexfilm").scores == {"sex": 100}
     assert terms.match("unisex").scores == {"sex": 100}
+
+
+@pytest.mark.parametrize(("text", "scores"), [
+    ("sexy", {"sex": 60}),  # the exception's own word keeps its own, lower weight
+    ("sexy pics", {"sex": 100}),
+    ("sexfilm", {"sex": 100}),  # the head entry still counts where no exception stands
+])
+def test_an_exception_spares_the_entry_for_exactly_its_own_word(termlist: Build, text: str,
+                                                               scores: dict[str, int]) -> None:
+    """'!sexy' cancels 'sex+' inside 'sexy' but not the entry 'sexy =60' that lists the word itself."""
+    assert termlist(sex="sex+\n!sexy\nsexy =60\npics =40").match(text).scores == scores
