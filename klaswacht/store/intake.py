@@ -89,6 +89,9 @@ class Intake:
         self.spill_dir = spill_dir
         self._prefix = secrets.token_hex(6)  # ids unique across processes and restarts
         self._ids = itertools.count()
+        # While the database is out, events go straight to the spill file (written line by line):
+        # a crash during an outage then loses no more than the batch being written.
+        self.outage = False
         self._spill: TextIO | None = None
         self._replay: _Replay | None = None
         self._spill_failing = False
@@ -103,7 +106,7 @@ class Intake:
             if self.closed:  # after close() nothing takes the queue any more: straight to a spill file
                 self.spill([item])
                 self.close_spill()
-            elif len(self.queue) + self.in_flight < self.bound:
+            elif not self.outage and len(self.queue) + self.in_flight < self.bound:
                 self.queue.append(item)
                 self.counters["queued"] += 1
             else:
@@ -122,6 +125,13 @@ class Intake:
     def settle(self, items: list[Item]) -> None:
         """A taken batch is written (or spilled): its room in the bound is free again."""
         self.in_flight -= len(items)
+
+    def spill_queue(self) -> None:
+        """Move every queued event to the spill file (the database is out: memory is not durable)."""
+        items = list(self.queue)
+        self.queue.clear()
+        if items:
+            self.spill(items)
 
     def put_back(self, items: list[Item]) -> None:
         """Return a batch that could not be written to the front of the queue, in its order."""

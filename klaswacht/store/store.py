@@ -252,8 +252,11 @@ class Store:
         if self.unavailable is None or self.unavailable.reason != getattr(error, "reason", "error"):
             log.warning("store: events wait, the database is unavailable: %s", error)
         self.unavailable = error if isinstance(error, StoreUnavailable) else StoreUnavailable("error", str(error))
+        self.intake.outage = True
+        self.intake.spill_queue()
 
     def _recovered(self) -> None:
+        self.intake.outage = False
         if self.unavailable is not None:
             log.warning("store: the database is available again")
             self.unavailable = None
@@ -292,6 +295,7 @@ class Store:
         finally:
             self._in_flight -= 1
         self.intake.replay_done(batch)
+        self._recovered()
         return True
 
     async def _run_writer(self) -> None:

@@ -105,7 +105,7 @@ def test_full_disk_spills_and_replays(data_dir: Path) -> None:
                     await asyncio.sleep(0.01)
             assert store.unavailable.reason == "full"
             written = count_rows(data_dir)
-            assert written == len(fillers) - 1  # the last filler waits in the queue
+            assert written == len(fillers) - 1  # the last filler waits, spilled
             for n in range(300):
                 store.record(event(n))
                 if n % 25 == 0:
@@ -302,3 +302,28 @@ def test_a_malformed_event_in_a_batch_that_waited_is_dropped_once(data_dir: Path
 
     asyncio.run(main())
     assert terms_stored(data_dir) == {f"term{n}" for n in range(200)}
+
+
+def test_during_an_outage_events_go_to_disk_at_once(data_dir: Path) -> None:
+    """Once a write failed, new events are in the spill file on disk, not in memory: a crash loses none of them."""
+
+    async def main() -> None:
+        async with Store(data_dir, queue_bound=1000, batch_interval=0.02) as store:
+            await store.db.set_max_pages(await store.db.page_count())
+            n = 0
+            while store.unavailable is None and n < 5000:  # fill the last free pages until SQLite refuses
+                store.record(event(n))
+                n += 1
+                await asyncio.sleep(0.001)
+            assert store.unavailable is not None
+            store.record(Event("block", "search-words", "sex", "www.google.com", ("during-outage",),
+                               "p-0123456789abcdef", "groep 7"))
+            assert store.queue_depth() == 0
+            spilled = "".join(p.read_text(encoding="utf-8") for p in (data_dir / "spill").glob("events-*.jsonl"))
+            assert "during-outage" in spilled
+            await store.db.set_max_pages(1_000_000)
+            assert await store.flush()
+            assert store.unavailable is None and store.counters["dropped"] == 0
+
+    asyncio.run(main())
+    assert "during-outage" in terms_stored(data_dir)
