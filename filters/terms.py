@@ -294,7 +294,7 @@ class TermList:
         context = 0
         for index, parts in found.items():
             entry = self.entries[index]
-            if len(parts) < len(entry.parts):
+            if len(parts) < len(entry.spec):
                 continue
             hits.append(Hit(entry, " + ".join(parts[p] for p in sorted(parts))))
             if entry.category == CONTEXT:

@@ -38,7 +38,7 @@ def shadowed(terms: TermList) -> list[Entry]:
     """Single-part entries that an exception cancels in every spelling of their own."""
     out = []
     for entry in terms.entries:
-        if entry.exception or len(entry.parts) > 1:
+        if entry.exception or len(entry.spec) > 1:
             continue
         probes = _probe(entry)
         if all(any(h.entry is entry for h in terms.match(p).excepted) for p in probes):
