@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: from the timetable and the clock; the others pin the period")
     p.add_argument("--upstream", default="", metavar="URL", help="send allowed traffic through this parent proxy")
     p.add_argument("--workers", type=int, default=None, help="proxy processes (only 1 for now)")
+    # Testing only, so not in --help: the timetable's clock starts at this ISO 8601 instant and runs on.
+    p.add_argument("--fake-clock", default="", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
     return parser
 

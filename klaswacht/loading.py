@@ -48,6 +48,22 @@ def _list_files(folder: Path) -> dict[str, Path]:
     return found
 
 
+def fingerprint(files: list[Path], folders: list[Path]) -> dict[str, tuple[int, int]]:
+    """(mtime in ns, size) of each file and of every list file in the folders: a change shows as a new value.
+
+    A file that is gone is left out, so that deleting it is a change too.
+    """
+    found: dict[str, tuple[int, int]] = {}
+    paths = [*files, *(p for folder in folders if folder.is_dir() for p in _list_files(folder).values())]
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        found[str(path)] = (stat.st_mtime_ns, stat.st_size)
+    return found
+
+
 def _host_category(rel: str) -> str:
     parts = rel.split("/")
     name = parts[1] if parts[-1] == "domains" else Path(parts[-1]).stem

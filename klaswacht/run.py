@@ -58,6 +58,8 @@ def _worker_command(args: argparse.Namespace, data_dir: Path) -> list[str]:
         command += ["--lists", str(folder)]
     if args.upstream:
         command += ["--upstream", args.upstream]
+    if args.fake_clock:
+        command += ["--fake-clock", args.fake_clock]
     return command
 
 

@@ -1,30 +1,40 @@
 """The klaswacht addon: mitmproxy's hooks adapted to filters/, which decides.
 
-It finds who is asking (client address -> pupil and group), which period it is, what the request
-holds (host, search text), asks `filters.decide`, and then answers with the block page, adds
-SafeSearch, or lets the request go. Events go to the store with an enqueue; the decision never
-waits on the database.
+It finds who is asking (client address or proxy login -> pupil and group), which period it is, what
+the request holds (host, search text), asks `filters.decide`, and then answers with the block page,
+adds SafeSearch, or lets the request go. Events go to the store with an enqueue; the decision never
+waits on the database. Grants and bans come from the store's snapshot (refreshed about every second).
+
+It also watches the policy file, the accounts file and the list folders, and reloads them whole when
+they change (a bad change is refused with file:line:reason and the version in force stays), and, when
+the policy's `[filter] passthrough` is on, leaves TLS connections undecrypted that no rule needs to
+look into (`tls_clienthello`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import connection, ctx, exceptions, http, tls
+from mitmproxy.utils.htpasswd import HtpasswdFile
 
 from filters.decide import Context, Facts, Verdict, decide
+from filters.interception import Interception, interception
 from filters.policy import PERIODS, Policy, PolicyError
 from filters.safesearch import enforce_safesearch
 from filters.search import extract_search_query, find_engine
-from filters.timetable import period_at
-from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, load_lists, load_policy
+from filters.timetable import local_time, period_at
+from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, fingerprint, load_lists, load_policy
 from klaswacht.store import Event, Store
 from klaswacht.store.model import Snapshot
 from proxy.blockpage import REPORT_PATH, block_page, report_page
@@ -36,6 +46,66 @@ log = logging.getLogger(__name__)
 _BODY_METHODS = ("POST",)
 # Severe alerts go to care staff as well as the teacher.
 _SEVERE = frozenset({"self-harm"})
+# How often the policy file, the accounts file and the list folders are checked for changes (seconds).
+WATCH_INTERVAL = 1.0
+
+
+class Refused(Exception):
+    """A policy, accounts file or list change that cannot be used: the message has file:line: reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    policy: Policy
+    lists: Lists
+    zone: ZoneInfo
+    proxyauth: str | None  # the value for mitmproxy's proxyauth option: "@FILE" or None
+
+
+def accounts_path(policy: Policy) -> Path:
+    """The policy's accounts file; a relative name is read next to the policy file."""
+    path = Path(policy.accounts).expanduser()
+    return path if path.is_absolute() else Path(policy.source).resolve().parent / path
+
+
+def load_all(policy_file: str, folders: Sequence[str], strict_lists: bool) -> Loaded:
+    """Policy, accounts and lists read whole, or Refused naming the first problem (file:line: reason).
+
+    With `strict_lists`, any bad list line refuses the whole load (a reload); without, bad lines
+    are skipped with a warning (the first start: the proxy must filter from its first second).
+    """
+    try:
+        policy = load_policy(policy_file)
+        zone = ZoneInfo(policy.timezone)
+    except PolicyError as e:
+        raise Refused(str(e)) from e
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise Refused(f"{policy_file}:0: timezone {e}") from e
+    proxyauth = None
+    if policy.identity == "proxyauth":
+        path = accounts_path(policy)
+        try:
+            HtpasswdFile.from_file(path)
+        except (OSError, ValueError) as e:
+            raise Refused(f"{path}:0: accounts file not usable: {e}") from e
+        proxyauth = f"@{path}"
+    lists = load_lists([SHIPPED_LISTS, *map(Path, folders)], policy)
+    if strict_lists and lists.errors:
+        raise Refused("; ".join(map(str, lists.errors)))
+    for error in lists.errors:
+        log.warning("list line skipped: %s", error)
+    return Loaded(policy, lists, zone, proxyauth)
+
+
+def parse_fake_clock(text: str) -> datetime | None:
+    """The instant of the klaswacht_fake_clock option ("" for the real clock); ValueError if unreadable.
+
+    A time without an offset is the school's local time in Europe/Amsterdam.
+    """
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("Europe/Amsterdam"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +119,19 @@ class Identity:
 
 
 def client_address(flow: http.HTTPFlow) -> str:
-    address = str(flow.client_conn.peername[0]) if flow.client_conn.peername else ""
+    return _address_of(flow.client_conn)
+
+
+def _address_of(client: connection.Client) -> str:
+    address = str(client.peername[0]) if client.peername else ""
     return address.removeprefix("::ffff:")
+
+
+def _login_of(client: connection.Client) -> str | None:
+    """The proxy login of an authenticated connection (mitmproxy's proxyauth addon), if any."""
+    auth = ctx.master.addons.get("proxyauth")
+    found = auth.authenticated.get(client) if auth is not None else None
+    return str(found[0]) if found else None
 
 
 class Klaswacht:
@@ -62,6 +143,12 @@ class Klaswacht:
         self.lists: Lists | None = None
         self.zone = ZoneInfo("Europe/Amsterdam")
         self.store: Store | None = None
+        # Testing: the timetable's clock starts at this instant and runs on from there (None: the real clock).
+        self.fake_clock: tuple[datetime, float] | None = None
+        self._watched: dict[str, tuple[int, int]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        # The CONNECT decision per client connection, for a ClientHello without a server name.
+        self._tunnels: weakref.WeakKeyDictionary[connection.Client, Interception] = weakref.WeakKeyDictionary()
 
     def load(self, loader: object) -> None:
         add = loader.add_option  # type: ignore[attr-defined]
@@ -73,30 +160,79 @@ class Klaswacht:
             "The period to enforce: lesson, break, outside, holiday, or auto (from the timetable and clock).")
         add("klaswacht_data_dir", str, "",
             "Folder of the store (klaswacht.db, spill files). Empty: events are not recorded.")
+        add("klaswacht_fake_clock", str, "",
+            "Testing only: the timetable's clock starts at this ISO 8601 instant (local time without an "
+            "offset) and runs on from there. Empty: the real clock. Grants and bans keep the real clock.")
 
     def configure(self, updated: set[str]) -> None:
         if "klaswacht_period" in updated and ctx.options.klaswacht_period not in (*PERIODS, "auto"):
             raise exceptions.OptionsError(
                 f"klaswacht_period must be one of {', '.join((*PERIODS, 'auto'))}, "
                 f"not {ctx.options.klaswacht_period!r}")
+        if "klaswacht_fake_clock" in updated:
+            try:
+                start = parse_fake_clock(ctx.options.klaswacht_fake_clock)
+            except ValueError as e:
+                raise exceptions.OptionsError(f"klaswacht_fake_clock: {e}") from e
+            self.fake_clock = (start, time.monotonic()) if start else None
         if "klaswacht_policy" in updated or "klaswacht_lists" in updated:
             self.reload()
 
     def reload(self) -> None:
-        """Load policy and lists whole, or keep the ones in force and say why not."""
+        """Load policy and lists whole, or keep the ones in force and say why not (OptionsError)."""
+        watched = self._fingerprint()
         try:
-            policy = load_policy(ctx.options.klaswacht_policy)
-            zone = ZoneInfo(policy.timezone)
-        except (PolicyError, ZoneInfoNotFoundError, ValueError) as e:
+            loaded = load_all(ctx.options.klaswacht_policy, ctx.options.klaswacht_lists, strict_lists=False)
+        except Refused as e:
             self.metrics.reloads.labels("failed").inc()
             raise exceptions.OptionsError(f"policy refused: {e}") from e
-        lists = load_lists([SHIPPED_LISTS, *map(Path, ctx.options.klaswacht_lists)], policy)
-        for error in lists.errors:
-            log.warning("list line skipped: %s", error)
-        self.policy, self.lists, self.zone = policy, lists, zone
+        self._apply(loaded)
+        self._watched = watched
+
+    def _apply(self, loaded: Loaded) -> None:
+        if ctx.options.proxyauth != loaded.proxyauth or loaded.proxyauth:
+            # mitmproxy's own proxyauth addon asks for the login (HTTP 407) and checks the htpasswd file;
+            # set again on every reload so that a changed accounts file is read.
+            ctx.options.update(proxyauth=loaded.proxyauth)
+        self.policy, self.lists, self.zone = loaded.policy, loaded.lists, loaded.zone
         self.metrics.reloads.labels("ok").inc()
 
+    def _fingerprint(self) -> dict[str, tuple[int, int]]:
+        files = [Path(ctx.options.klaswacht_policy)]
+        if self.policy is not None and self.policy.identity == "proxyauth":
+            files.append(accounts_path(self.policy))
+        return fingerprint(files, [SHIPPED_LISTS, *map(Path, ctx.options.klaswacht_lists)])
+
+    async def _watch(self) -> None:
+        """Reload when a watched file changes; the old version stays in force if the new one is refused."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            try:
+                await self.reload_if_changed()
+            except Exception:  # the watcher must outlive anything a file system can do
+                log.exception("reload: the check for changed files failed; trying again")
+
+    async def reload_if_changed(self) -> bool | None:
+        """Reload if a watched file changed: True when the new version is in force, False when refused."""
+        watched = await asyncio.to_thread(self._fingerprint)
+        if watched == self._watched:
+            return None
+        # Refused or not, this version is judged once; the next change is tried again.
+        self._watched = watched
+        try:
+            loaded = await asyncio.to_thread(load_all, ctx.options.klaswacht_policy, ctx.options.klaswacht_lists,
+                                             True)
+            self._apply(loaded)
+        except (Refused, exceptions.OptionsError) as e:
+            self.metrics.reloads.labels("failed").inc()
+            log.error("reload refused, the version in force stays: %s", e)
+            return False
+        log.warning("reloaded: %s and %d list files", loaded.policy.source, len(loaded.lists.files))
+        return True
+
     async def running(self) -> None:
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch(), name="klaswacht-watch")
         if ctx.options.klaswacht_data_dir and self.store is None:
             policy = self.policy
             self.store = Store(Path(ctx.options.klaswacht_data_dir),
@@ -106,6 +242,9 @@ class Klaswacht:
             await self.store.open(strict=False)
 
     async def done(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
         if self.store is not None:
             await self.store.close()
             self.store = None
@@ -147,20 +286,50 @@ class Klaswacht:
         finally:
             self.metrics.decision.observe(time.perf_counter() - started)
 
+    # --- selective interception: decrypt only what a rule needs to look into
+
+    def _interception(self, host: str, client: connection.Client) -> Interception | None:
+        """The per-host choice, or None when the policy decrypts everything ([filter] passthrough off)."""
+        if self.policy is None or self.lists is None or not self.policy.passthrough:
+            return None
+        context, _, _ = self._context(_address_of(client), _login_of(client))
+        return interception(host, context)
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        choice = self._interception(flow.request.host, flow.client_conn)
+        if choice is not None:
+            flow.metadata["klaswacht_interception"] = choice
+            self._tunnels[flow.client_conn] = choice
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        client = data.context.client
+        host = data.client_hello.sni
+        choice = self._interception(host, client) if host else self._tunnels.get(client)
+        if choice is None:
+            return
+        if not choice.decrypt:
+            data.ignore_connection = True
+        self.metrics.interceptions.labels("decrypt" if choice.decrypt else "passthrough").inc()
+
     # --- the work
 
-    def _who(self, address: str, snapshot: Snapshot) -> tuple[str | None, str]:
-        """(pupil id, group) of a client address: roster first, then the group's subnet, then the default."""
+    def _who(self, address: str, snapshot: Snapshot, login: str | None = None) -> tuple[str | None, str]:
+        """(pupil id, group) of a request: by proxy login when the policy asks for it, else by address
+        (the roster's devices); the group from the roster, then the group's subnet, then the default."""
         assert self.policy is not None
-        pupil = snapshot.pupil_at(address)
+        if self.policy.identity == "proxyauth":
+            # The login is the pupil number (leerlingnummer): only its pseudonymous id leaves the store.
+            pupil = self.store.pseudonyms.pupil(login) if login and self.store is not None else None
+        else:
+            pupil = snapshot.pupil_at(address)
         group = snapshot.group_of(pupil)
         if group is None:
             group = self._subnet_group(address)
         return pupil, group
 
     def _subnet_group(self, address: str) -> str:
-        import ipaddress
-
         assert self.policy is not None
         try:
             ip = ipaddress.ip_address(address)
@@ -171,31 +340,44 @@ class Klaswacht:
                 return g.name
         return self.policy.default_group
 
+    def now(self) -> datetime:
+        """The timetable's clock: the real one, or the fake clock of a test running on from its start."""
+        if self.fake_clock is None:
+            return datetime.now(UTC)
+        start, started = self.fake_clock
+        return start + timedelta(seconds=time.monotonic() - started)
+
     def _period(self, group: str) -> str:
         assert self.policy is not None
         pinned = ctx.options.klaswacht_period
         if pinned != "auto":
             return str(pinned)
-        local = datetime.now(self.zone).replace(tzinfo=None)
-        return period_at(self.policy, group, local)
+        return period_at(self.policy, group, local_time(self.now(), self.zone))
+
+    def _context(self, address: str, login: str | None) -> tuple[Context, str | None, str]:
+        """The context of a request from `address` (and login): period, the group's grants, the pupil's ban."""
+        assert self.policy is not None and self.lists is not None
+        snapshot = self.store.snapshot() if self.store else Snapshot(datetime.now(UTC))
+        now = datetime.now(UTC)  # grants and bans end on the real clock, as the store keeps them
+        pupil, group = self._who(address, snapshot, login)
+        context = Context(self.policy, self.lists.terms, self.lists.hosts, self._period(group),
+                          snapshot.grants_for(group, now), snapshot.banned(pupil, now))
+        return context, pupil, group
 
     def _decide(self, flow: http.HTTPFlow, query: str | None) -> None:
         if self.policy is None or self.lists is None:
             return
         self.metrics.requests.inc()
         address = client_address(flow)
-        snapshot = self.store.snapshot() if self.store else Snapshot(datetime.now(UTC))
-        now = datetime.now(UTC)
-        pupil, group = self._who(address, snapshot)
-        context = Context(self.policy, self.lists.terms, self.lists.hosts, self._period(group),
-                          snapshot.grants_for(group, now), snapshot.banned(pupil, now))
+        auth = flow.metadata.get("proxyauth")
+        context, pupil, group = self._context(address, str(auth[0]) if auth else None)
         host = flow.request.pretty_host
         verdict = decide(Facts(host, query), context)
         # For the addons after this one (outgoing content): who asked, in which group and period.
         flow.metadata["klaswacht_identity"] = Identity(address, pupil, group, context.period)
         flow.metadata["klaswacht_verdict"] = verdict
         self.metrics.verdict(verdict.action, verdict.rule, verdict.category)
-        self._record(verdict, host, address, group, searched=query is not None)
+        self._record(verdict, host, address, pupil, group, searched=query is not None)
         if verdict.action == "block":
             flow.response = http.Response.make(403, block_page(verdict), {
                 "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
@@ -206,7 +388,8 @@ class Klaswacht:
             for name, value in headers:
                 flow.request.headers[name] = value
 
-    def _record(self, verdict: Verdict, host: str, address: str, group: str, searched: bool) -> None:
+    def _record(self, verdict: Verdict, host: str, address: str, pupil: str | None, group: str,
+                searched: bool) -> None:
         if self.store is None:
             return
         if verdict.action == "allow":
@@ -216,7 +399,7 @@ class Klaswacht:
         severity = "severe" if verdict.alert and verdict.category in _SEVERE | {None} else (
             "severe" if verdict.alert else None)
         self.store.record(Event(verdict.action, verdict.rule, verdict.category, host, verdict.terms,
-                                self.store.client_for(address), group, severity))
+                                pupil or self.store.client_for(address), group, severity))
 
     def _report(self, flow: http.HTTPFlow) -> None:
         """The report page: GET shows it, POST files the report as an alert for the teacher."""
@@ -225,11 +408,12 @@ class Klaswacht:
             self.metrics.reports.inc()
             if self.store is not None and self.policy is not None:
                 address = client_address(flow)
-                _, group = self._who(address, self.store.snapshot())
+                auth = flow.metadata.get("proxyauth")
+                pupil, group = self._who(address, self.store.snapshot(), str(auth[0]) if auth else None)
                 form = parse_qs((flow.request.get_content(strict=False) or b"").decode("utf-8", "replace"))
                 rule = form.get("rule", [""])[0][:40] or None
                 self.store.record(Event("report", "report", None, flow.request.pretty_host,
-                                        (rule,) if rule else (), self.store.client_for(address), group,
+                                        (rule,) if rule else (), pupil or self.store.client_for(address), group,
                                         "normal"))
         flow.response = http.Response.make(200, report_page(sent), {
             "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})

@@ -30,6 +30,10 @@ class ProxyMetrics:
         self.reports = Counter("klaswacht_reports", "Reports filed by pupils on the report page", registry=registry)
         for result in ("ok", "failed"):
             self.reloads.labels(result)
+        self.interceptions = Counter("klaswacht_tls_connections", "TLS connections by choice: decrypt or passthrough",
+                                     ("choice",), registry=registry)
+        for choice in ("decrypt", "passthrough"):
+            self.interceptions.labels(choice)
         self._known = {*CATEGORIES, *HOST_CATEGORIES, ALLOW}
 
     def verdict(self, action: str, rule: str, category: str | None) -> None:

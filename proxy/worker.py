@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, default=0)
     p.add_argument("--period", default="auto")
     p.add_argument("--upstream", default="")
+    # Testing only: the timetable's clock starts at this instant (see Klaswacht's klaswacht_fake_clock option).
+    p.add_argument("--fake-clock", default="")
     return p
 
 
@@ -77,7 +79,7 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         opts.update(
             klaswacht_policy=args.policy, klaswacht_lists=args.lists, klaswacht_period=args.period,
-            klaswacht_data_dir=str(data_dir),
+            klaswacht_data_dir=str(data_dir), klaswacht_fake_clock=args.fake_clock,
             # No connection to a server before the request is judged: a blocked host is never contacted.
             connection_strategy="lazy",
             # Bodies a rule does not need are streamed, not held in memory.
