@@ -10,120 +10,15 @@ import contextlib
 import json
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-KLASWACHT = str(Path(sys.executable).parent / "klaswacht")
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Parent:
-    """A loopback parent proxy that answers 200 and remembers what it was sent."""
-
-    server: ThreadingHTTPServer
-    seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)  # (method, url, headers)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def urls(self) -> list[str]:
-        return [url for _, url, _ in self.seen]
-
-
-def _parent() -> Parent:
-    seen: list[tuple[str, str, dict[str, str]]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
-            body = b"<html><body>upstream page</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return Parent(server, seen)
-
-
-@dataclass
-class Running:
-    process: subprocess.Popen[str]
-    lines: dict[str, str]
-    data_dir: Path
-    stderr: str = ""
-
-    @property
-    def proxy(self) -> str:
-        return self.lines["proxy"]
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        _, self.stderr = self.process.communicate(timeout=30)  # also closes the pipes
-        return self.process.returncode
-
-
-def start(tmp: Path, *extra: str) -> Running:
-    """`klaswacht run` on free ports; returns once it printed its four address lines."""
-    process = subprocess.Popen(
-        [KLASWACHT, "run", "--data-dir", str(tmp), "--proxy-port", "0", "--dashboard-port", "0",
-         "--metrics-port", "0", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: dict[str, str] = {}
-    assert process.stdout is not None
-    for _ in range(4):
-        line = process.stdout.readline()
-        if not line:
-            break
-        name, _, value = line.strip().partition(": ")
-        lines[name] = value
-    if len(lines) < 4:
-        process.kill()
-        pytest.fail(f"klaswacht run did not start: {lines} {process.communicate(timeout=30)[1]}")
-    return Running(process, lines, tmp)
-
-
-def fetch(proxy: str, url: str, data: bytes | None = None,
-          headers: dict[str, str] | None = None) -> tuple[int, str]:
-    """An HTTP request through the proxy: (status, body)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy, "https": proxy}))
-    request = urllib.request.Request(url, data=data, headers=headers or {})
-    try:
-        with opener.open(request, timeout=20) as response:
-            return response.status, response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode("utf-8", "replace")
-
-
-@pytest.fixture(scope="module")
-def parent() -> Iterator[Parent]:
-    p = _parent()
-    yield p
-    p.server.shutdown()
-    p.server.server_close()
+from proxy_helpers import KLASWACHT, ROOT, Parent, Running, fetch, start
 
 
 @pytest.fixture(scope="module")

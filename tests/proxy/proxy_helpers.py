@@ -1,0 +1,148 @@
+"""Helpers of the end-to-end tests: a real `klaswacht run`, a loopback parent proxy that records, and a fetch.
+
+`klaswacht run --upstream` sends what the filter lets through to the parent proxy, so a test sees what
+left the gateway (and that a blocked request never did).
+"""
+
+from __future__ import annotations
+
+import http.client
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+KLASWACHT = str(Path(sys.executable).parent / "klaswacht")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Parent:
+    """A loopback parent proxy that answers 200 and remembers what it was sent."""
+
+    server: ThreadingHTTPServer
+    seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)  # (method, url, headers)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def urls(self) -> list[str]:
+        return [url for _, url, _ in self.seen]
+
+
+def make_parent() -> Parent:
+    seen: list[tuple[str, str, dict[str, str]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+            body = b"<html><body>upstream page</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return Parent(server, seen)
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[str]
+    lines: dict[str, str]
+    data_dir: Path
+    stderr: str = ""
+
+    @property
+    def proxy(self) -> str:
+        return self.lines["proxy"]
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        _, self.stderr = self.process.communicate(timeout=30)  # also closes the pipes
+        return self.process.returncode
+
+
+def start(tmp: Path, *extra: str) -> Running:
+    """`klaswacht run` on free ports; returns once it printed its four address lines."""
+    process = subprocess.Popen(
+        [KLASWACHT, "run", "--data-dir", str(tmp), "--proxy-port", "0", "--dashboard-port", "0",
+         "--metrics-port", "0", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: dict[str, str] = {}
+    assert process.stdout is not None
+    for _ in range(4):
+        line = process.stdout.readline()
+        if not line:
+            break
+        name, _, value = line.strip().partition(": ")
+        lines[name] = value
+    if len(lines) < 4:
+        process.kill()
+        pytest.fail(f"klaswacht run did not start: {lines} {process.communicate(timeout=30)[1]}")
+    return Running(process, lines, tmp)
+
+
+def fetch(proxy: str, url: str, data: bytes | None = None,
+          headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """An HTTP request through the proxy: (status, body)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy, "https": proxy}))
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with opener.open(request, timeout=20) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+
+
+def fetch_from(proxy: str, url: str, source: str = "127.0.0.1", headers: dict[str, str] | None = None,
+               data: bytes | None = None) -> tuple[int, str]:
+    """An HTTP request through the proxy from a chosen loopback source address (127.0.0.2, ...): (status, body)."""
+    host, port = proxy.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=20, source_address=(source, 0))
+    try:
+        conn.request("POST" if data is not None else "GET", url, body=data, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def metric(running: Running, name: str) -> float:
+    """The value of one sample (name with its labels, as printed) on the metrics endpoint; 0 if absent."""
+    with urllib.request.urlopen(running.lines["metrics"], timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+    return 0.0
+
+
+def until(check: Callable[[], bool], seconds: float, step: float = 0.1) -> float | None:
+    """Poll `check` until it holds, at most `seconds`: the time it took, or None if it never held."""
+    started = time.monotonic()
+    while True:
+        if check():
+            return time.monotonic() - started
+        if time.monotonic() - started > seconds:
+            return None
+        time.sleep(step)
