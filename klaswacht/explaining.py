@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from filters.decide import RULES, Context, Facts, decide
 from filters.hosts import ALLOW, parse_domain
+from filters.interception import interception
 from filters.search import extract_search_query, find_engine
 from filters.terms import ListError
 
@@ -63,6 +64,13 @@ def explain(text: str, context: Context, search_host: str) -> str:
         if match.scores:
             scores = ", ".join(f"{c} {s}" for c, s in sorted(match.scores.items()))
             out.append(f"Scores:  {scores}; context {match.context:+d}; threshold {policy.threshold}")
+    choice = interception(facts.host, context)
+    if policy.passthrough:
+        tls = "decrypted" if choice.decrypt else "passed through undecrypted"
+    else:
+        tls = ("decrypted (passthrough is off in this policy; with it on: "
+               f"{'decrypted' if choice.decrypt else 'passed through'})")
+    out.append(f"TLS:     {tls}: {choice.reason}")
     verdict = decide(facts, context)
     line = f"Verdict: {verdict.action.upper()} by rule {verdict.rule} ({RULES[verdict.rule]})"
     if verdict.category:
