@@ -58,6 +58,15 @@ def make_parent() -> Parent:
 
         do_GET = do_POST = _answer
 
+        def do_CONNECT(self) -> None:
+            """A tunnel: accepted, and the first bytes noted (0x16: a TLS ClientHello that was not decrypted)."""
+            self.send_response(200, "Connection established")
+            self.end_headers()
+            self.wfile.flush()
+            first = self.connection.recv(1)
+            seen.append(("CONNECT", self.path, {"first-byte": first.hex()}))
+            self.close_connection = True
+
         def log_message(self, format: str, *args: object) -> None:
             pass
 
