@@ -1,0 +1,91 @@
+"""The proxy under awkward traffic: HTTP/2, big bodies, slow clients, and a database locked by another process."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from proxy_helpers import Parent, Running, fetch, start
+
+
+@pytest.fixture(scope="module")
+def lesson(tmp_path_factory: pytest.TempPathFactory, parent: Parent) -> Iterator[Running]:
+    running = start(tmp_path_factory.mktemp("robust"), "--period", "lesson", "--upstream", parent.url)
+    yield running
+    if running.process.poll() is None:
+        running.stop()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (Debian package curl)")
+def test_http2_search_is_blocked_on_the_intercepted_connection(lesson: Running) -> None:
+    """An HTTP/2 request over TLS to Google with a forbidden search gets the 403 block page over HTTP/2."""
+    result = subprocess.run(
+        ["curl", "-s", "--http2", "-o", "-", "-w", "\n%{http_code} %{http_version}", "--max-time", "20",
+         "--cacert", lesson.lines["ca"], "-x", lesson.proxy, "https://www.google.com/search?q=kankerjuf"],
+        capture_output=True, text=True, timeout=30, check=False)
+    body, _, status = result.stdout.rpartition("\n")
+    assert status == "403 2", (status, result.stderr)
+    assert '<html lang="nl">' in body
+
+
+def test_a_big_upload_to_an_ordinary_site_is_streamed_through(lesson: Running, parent: Parent) -> None:
+    """A 30 MB POST to an ordinary host reaches the parent whole; the proxy keeps serving afterwards."""
+    body = b"x" * (30 * 1024 * 1024)
+    status, _ = fetch(lesson.proxy, "http://www.speelgoedwinkel.nl/upload-form", data=body,
+                      headers={"Content-Type": "application/octet-stream"})
+    assert status == 200
+    assert parent.seen[-1][:2] == ("POST", "http://www.speelgoedwinkel.nl/upload-form")
+    assert fetch(lesson.proxy, "http://www.google.com/search?q=kankerjuf")[0] == 403
+
+
+def test_a_slow_client_does_not_hold_up_others(lesson: Running) -> None:
+    """A client that sends its request a byte at a time does not stop another client from being answered."""
+    host, port = lesson.proxy.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as slow:
+        slow.sendall(b"GET http://www.google.com/search?q=kanker")
+        started = time.monotonic()
+        assert fetch(lesson.proxy, "http://www.google.com/search?q=tyfuslijer")[0] == 403
+        assert time.monotonic() - started < 10
+        for byte in b"juf HTTP/1.1\r\nHost: www.google.com\r\n\r\n":
+            slow.sendall(bytes([byte]))
+        answer = slow.recv(200)
+    assert answer.startswith(b"HTTP/1.1 403")
+
+
+def test_blocking_goes_on_while_another_process_locks_the_database(tmp_path: Path, parent: Parent) -> None:
+    """With klaswacht.db locked by another process, blocks are answered at once and their events arrive later."""
+    running = start(tmp_path, "--period", "lesson", "--upstream", parent.url)
+    try:
+        assert fetch(running.proxy, "http://discord.com/")[0] == 403  # the store is open and writing
+        locker = subprocess.Popen(
+            [sys.executable, "-c",
+             "import sqlite3, sys, time\n"
+             f"c = sqlite3.connect({str(tmp_path / 'klaswacht.db')!r}, isolation_level=None)\n"
+             "c.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(6)\nc.execute('COMMIT')\n"],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+            started = time.monotonic()
+            for n in range(30):
+                assert fetch(running.proxy, f"http://www.google.com/search?q=kankerjuf+{n}")[0] == 403
+            assert time.monotonic() - started < 5  # answered while the lock (6 s) still stands
+            with closing(sqlite3.connect(tmp_path / "klaswacht.db", timeout=0)) as probe, \
+                    pytest.raises(sqlite3.OperationalError):
+                probe.execute("BEGIN IMMEDIATE")  # the lock really stood all that time
+        finally:
+            locker.wait(30)
+            if locker.stdout is not None:
+                locker.stdout.close()
+    finally:
+        assert running.stop() == 0
+    result = subprocess.run([str(Path(sys.executable).parent / "klaswacht"), "events", "--data-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.count('"rule": "search-words"') == 30
