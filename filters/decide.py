@@ -13,7 +13,13 @@ from filters.policy import Policy
 from filters.terms import Match, TermList
 
 # When two categories reach the threshold, the first in this order names the verdict.
-PRIORITY = ("discrimination", "sex", "violence", "coarse", "self-harm")
+PRIORITY = ("discrimination", "sex", "violence", "coarse", "self-harm", "threat", "sexting")
+# Outgoing text: the first of these that reaches the threshold names the alert (the most serious first).
+TEXT_PRIORITY = ("threat", "sexting", "self-harm", "discrimination", "violence", "sex", "coarse")
+# Alerts in these categories are severe: care staff (director, vertrouwenspersoon) get them too.
+SEVERE = frozenset({"threat", "sexting", "self-harm"})
+# Outgoing rules that block only uploads to these host categories when the policy says "social-chat".
+SOCIAL_CHAT = frozenset({"social", "chat"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +28,16 @@ class Facts:
 
     host: str
     search: str | None = None  # the search text, from extract_search_query
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """What a pupil sends in one request (POST, PUT, PATCH): found by filters.uploads, bodies and personal."""
+
+    host: str
+    upload: str | None = None  # "foto", "video", "audio" or "bestand"; None: no upload
+    personal: tuple[str, ...] = ()  # kinds of personal information, never the values
+    text: str = ""  # what the pupil wrote (form fields, JSON strings, plain text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +69,9 @@ RULES = {
     "grant": "a teacher opened this for the group",
     "search-words": "forbidden search words",
     "search-alert": "a search that care staff are told about",
+    "upload": "no photos, videos or recordings sent from school",
+    "personal-info": "personal information stays with the pupil",
+    "threat": "threats and abuse in what a pupil sends",
     "none": "no rule applies",
 }
 
@@ -108,3 +127,44 @@ def decide(facts: Facts, context: Context) -> Verdict:
     if searched is not None and searched.action != "allow":
         return searched
     return Verdict("allow", "allow-list" if category == ALLOW else "none", None if category == ALLOW else category)
+
+
+def reads_outgoing(method: str, host: str, context: Context) -> bool:
+    """Whether an outgoing rule needs the body of this request: POST, PUT or PATCH outside the allow list."""
+    if method.upper() not in ("POST", "PUT", "PATCH"):
+        return False
+    entry = context.hosts.lookup(host)
+    return entry is None or entry.category != ALLOW
+
+
+def decide_outgoing(facts: Outgoing, context: Context) -> tuple[Verdict, ...]:
+    """The verdicts on what a pupil sends: blocks first, then alerts; empty when no rule applies.
+
+    Uploads and personal information count in the policy's school time; threats and abuse always.
+    The allow list (school tools) is never read.
+    """
+    entry = context.hosts.lookup(facts.host)
+    category = entry.category if entry else None
+    if category == ALLOW:
+        return ()
+    rule = context.policy.outgoing
+    school = context.period in rule.school_time
+    verdicts: list[Verdict] = []
+    if facts.upload is not None and school and (
+            rule.uploads == "block" or (rule.uploads == "social-chat" and category in SOCIAL_CHAT)):
+        verdicts.append(Verdict("block", "upload", category, (facts.upload,)))
+    if facts.personal and school and rule.personal_info != "allow":
+        action = "block" if rule.personal_info == "block" else "alert"
+        verdicts.append(Verdict(action, "personal-info", category, facts.personal, alert=action == "alert"))
+    if facts.text and rule.threats == "alert":
+        match = context.terms.match(facts.text)
+        found = [c for c in TEXT_PRIORITY if c in rule.text_categories
+                 and match.scores.get(c, 0) >= context.policy.threshold]
+        if found:
+            verdicts.append(Verdict("alert", "threat", found[0], match.terms(found[0]), alert=True))
+    return tuple(sorted(verdicts, key=lambda v: v.action != "block"))
+
+
+def severity(verdict: Verdict) -> str:
+    """"severe" for threats, sexting and self-harm signals (care staff too), else "normal" (the teacher)."""
+    return "severe" if verdict.category in SEVERE else "normal"

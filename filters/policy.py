@@ -19,6 +19,13 @@ PERIODS = ("lesson", "break", "outside", "holiday")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SCHOOL_TYPES = ("primary", "secondary")
 IDENTITIES = ("address", "proxyauth")  # how the proxy knows who asks: client address, or a proxy login
+# [outgoing]: photo/video/audio uploads blocked to every host outside the allow list, to chat and social
+# hosts only, or nowhere; personal information blocked, alerted or let go; threats alerted or not.
+UPLOADS = ("block", "social-chat", "allow")
+PERSONAL_INFO = ("block", "alert", "allow")
+THREATS = ("alert", "off")
+# Categories of the term lists that raise an alert in outgoing text, by default.
+TEXT_CATEGORIES = ("threat", "sexting", "self-harm", "discrimination", "coarse")
 
 
 class PolicyError(ValueError):
@@ -36,6 +43,17 @@ class PeriodRule:
     closed: frozenset[str]  # host categories closed in this period
     internet: bool = True  # False: only the allow list is open (primary school breaks)
     search_words: bool = True  # forbidden search words are blocked
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRule:
+    """What the school does about what pupils send (issue 4, points 6-8): see policies/README.md."""
+
+    uploads: str = "block"  # one of UPLOADS
+    personal_info: str = "block"  # one of PERSONAL_INFO
+    threats: str = "alert"  # one of THREATS
+    text_categories: frozenset[str] = frozenset(TEXT_CATEGORIES)  # term categories alerted in outgoing text
+    school_time: frozenset[str] = frozenset({"lesson", "break"})  # periods of the upload and personal rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +98,7 @@ class Policy:
     identity: str = "address"  # "address" (roster, subnets) or "proxyauth" (a login per pupil)
     accounts: str = ""  # proxyauth: the htpasswd file of pupil logins, as written (relative to the policy file)
     passthrough: bool = False  # hosts that no rule needs to look into are not decrypted
+    outgoing: OutgoingRule = field(default_factory=OutgoingRule)
 
 
 def _line_of(text: str, path: tuple[str | int, ...]) -> int:
@@ -152,7 +171,21 @@ class _Reader:
         return time(h1, m1), time(h2, m2)
 
 
-_TOP = ("school", "filter", "periods", "timetables", "holidays", "groups", "allow", "privacy")
+def _outgoing(r: _Reader, data: dict[str, Any]) -> OutgoingRule:
+    table = r.table(data, "outgoing", (), ("uploads", "personal_info", "threats", "text_categories", "school_time"))
+    choices = {}
+    for key, known in (("uploads", UPLOADS), ("personal_info", PERSONAL_INFO), ("threats", THREATS)):
+        value = r.get(table, key, str, known[0], ("outgoing",))
+        if value not in known:
+            raise r.fail(("outgoing", key), f"{key} must be one of {', '.join(known)}, not {value!r}")
+        choices[key] = value
+    return OutgoingRule(
+        **choices,
+        text_categories=r.names(table, "text_categories", CATEGORIES, list(TEXT_CATEGORIES), ("outgoing",)),
+        school_time=r.names(table, "school_time", PERIODS, ["lesson", "break"], ("outgoing",)))
+
+
+_TOP = ("school", "filter", "periods", "timetables", "holidays", "groups", "allow", "privacy", "outgoing")
 
 
 def parse_policy(text: str, source: str = "policy.toml") -> Policy:
@@ -267,6 +300,7 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
             raise r.fail(("privacy", key), f"{key} must be a number of days from 1 to 3660")
 
     return Policy(
+        outgoing=_outgoing(r, data),
         name=r.get(school, "name", str, "", ("school",)),
         school_type=school_type,
         timezone=r.get(school, "timezone", str, "Europe/Amsterdam", ("school",)),

@@ -30,7 +30,9 @@ from filters.normalise import normalise, variants
 
 Edge = Literal["word", "more", "any"]
 
-CATEGORIES = ("coarse", "violence", "sex", "discrimination", "self-harm")
+# threat and sexting are for outgoing text (messages, comments, mail): no search is blocked for them
+# unless a policy lists them in search_categories.
+CATEGORIES = ("coarse", "violence", "sex", "discrimination", "self-harm", "threat", "sexting")
 CONTEXT = "context"
 DEFAULT_WEIGHT = 100
 
