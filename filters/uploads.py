@@ -2,13 +2,13 @@
 
 Two stages, because a large body is streamed by the proxy and never held whole:
 - `upload_from_headers`: the Content-Type (or the type a resumable upload announces) says image,
-  video or audio; or the body cannot be looked into before it leaves (larger than the proxy holds,
-  or chunked without a length) and its type is one that carries files (multipart, octet-stream, none).
-- `upload_in_body`: a whole body (at most what the proxy holds): multipart file parts by their
-  type, file name or first bytes; a raw body by its magic bytes; a `data:image/...;base64,` URL in text.
+  video or audio: decided before a byte of the body is read.
+- `upload_in_body`: a whole body (at most what the proxy holds), or the first bytes of a streamed
+  one when `carries_files` says its type may hold a file: multipart file parts by their type, file
+  name or first bytes; a raw body by its magic bytes; a `data:image/...;base64,` URL in text.
+  A cut-off multipart head is read as far as it goes.
 
-The kinds are named the way a teacher reads them: "foto", "video", "audio", and "bestand" for a
-file that could not be looked into.
+The kinds are named the way a teacher reads them: "foto", "video", "audio".
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 
 from filters.bodies import media_type, multipart_parts
 
-IMAGE, VIDEO, AUDIO, FILE = "foto", "video", "audio", "bestand"
+IMAGE, VIDEO, AUDIO = "foto", "video", "audio"
 _KINDS = {"image": IMAGE, "video": VIDEO, "audio": AUDIO}
 # Bodies of these types can carry a file of any kind; "" is a body without a Content-Type.
 FILE_CARRIERS = frozenset({"", "application/octet-stream", "binary/octet-stream", "multipart/form-data",
@@ -65,24 +65,23 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def upload_from_headers(content_type: str, announced: tuple[str, ...], size: int | None, chunked: bool,
-                        limit: int) -> str | None:
-    """The kind of upload that the headers alone show, or None when the body must tell.
-
-    `announced` are the media types a resumable upload names in its own headers
-    (X-Upload-Content-Type and the like); `size` is the Content-Length, `limit` what the proxy holds
-    in memory: a file-carrying body above it, or chunked, is a "bestand" that cannot be looked into.
-    """
+def upload_from_headers(content_type: str, announced: tuple[str, ...] = ()) -> str | None:
+    """The kind of upload that the headers alone show: an image/, video/ or audio/ Content-Type, or such a
+    type announced by a resumable upload in its own headers (X-Upload-Content-Type and the like)."""
     for header in (content_type, *announced):
         kind = kind_of_type(header)
         if kind is not None:
             return kind
-    unseen = chunked or (size is not None and size > limit)
-    return FILE if unseen and media_type(content_type) in FILE_CARRIERS else None
+    return None
+
+
+def carries_files(content_type: str) -> bool:
+    """Whether a body of this type may hold a file whose kind only its bytes tell (multipart, octet-stream, none)."""
+    return media_type(content_type) in FILE_CARRIERS
 
 
 def upload_in_body(content_type: str, body: bytes) -> str | None:
-    """The kind of photo, video or sound that a whole body carries, or None."""
+    """The kind of photo, video or sound that a body (whole, or its first bytes) carries, or None."""
     kind = kind_of_type(content_type)
     if kind is not None:
         return kind

@@ -22,6 +22,10 @@ _RULE_TEXT = {
     "search-words": ("Op deze woorden zoeken we niet op school.", "We don't search for these words at school."),
     "break": ("Het is pauze: de computer is even uit. Alleen je schoolprogramma's werken.",
               "It's break time: the computer is off for now. Only your school apps work."),
+    "upload": ("Foto's en filmpjes versturen doen we niet op school.",
+               "We don't send photos, videos or recordings from school."),
+    "personal-info": ("Je telefoonnummer, adres of e-mail deel je niet op internet.",
+                      "You don't share your phone number, address or e-mail on the internet."),
     "ban": ("Je mag even niet op internet. Praat erover met je leerkracht.",
             "You may not use the internet for a while. Talk to your teacher about it."),
 }

@@ -22,6 +22,7 @@ from klaswacht.loading import DEFAULT_POLICY
 from klaswacht.store.metrics import StoreCollector
 from proxy.addon import Klaswacht
 from proxy.metrics import ProxyMetrics
+from proxy.outgoing import OutgoingContent
 
 CA_FILE = "mitmproxy-ca-cert.pem"
 
@@ -75,7 +76,8 @@ async def serve(args: argparse.Namespace) -> int:
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
     registry = CollectorRegistry()
     addon = Klaswacht(ProxyMetrics(registry))
-    master.addons.add(addon, Ready(registry, args.host, args.metrics_port, addon))
+    # The order is the wiring: Klaswacht decides on the request first, OutgoingContent then reads what is sent.
+    master.addons.add(addon, OutgoingContent(addon), Ready(registry, args.host, args.metrics_port, addon))
     try:
         opts.update(
             klaswacht_policy=args.policy, klaswacht_lists=args.lists, klaswacht_period=args.period,
