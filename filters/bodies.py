@@ -35,7 +35,8 @@ def media_type(header: str) -> str:
 
 def _boundary(header: str) -> str | None:
     message = Message()
-    message["Content-Type"] = header.replace("\r", " ").replace("\n", " ")
+    # The email package reads ASCII headers only (a header is latin-1 at most): anything else is a "?".
+    message["Content-Type"] = header.encode("ascii", "replace").decode().replace("\r", " ").replace("\n", " ")
     boundary = message.get_param("boundary")
     return boundary if isinstance(boundary, str) and boundary else None
 

@@ -214,3 +214,28 @@ def test_retention_is_read_from_privacy() -> None:
     assert (parse_policy(TT).events_days, parse_policy(TT).audit_days) == (28, 365)
     policy = parse_policy("[privacy]\nevents_days = 14\naudit_days = 730\n" + TT)
     assert (policy.events_days, policy.audit_days) == (14, 730)
+
+
+@pytest.mark.parametrize(("table", "line", "reason"), [
+    ('[outgoing]\nuploads = "nee"\n', 2, "uploads must be one of block, social-chat, allow, not 'nee'"),
+    ('[outgoing]\npersonal_info = "soms"\n', 2, "personal_info must be one of block, alert, allow, not 'soms'"),
+    ("[outgoing]\nthreats = 1\n", 2, "'threats' must be str, not int"),
+    ('[outgoing]\ntext_categories = ["gedoe"]\n', 2, "'text_categories': unknown name 'gedoe'"),
+    ('[outgoing]\nschool_time = ["pauze"]\n', 2, "'school_time': unknown name 'pauze'"),
+    ('[outgoing]\nfotos = "block"\n', 2, "unknown key 'fotos' in [outgoing]"),
+])
+def test_outgoing_refused(policy_text: str, table: str, line: int, reason: str) -> None:
+    """A bad [outgoing] value is refused with its line and reason."""
+    offset = policy_text.count("\n")
+    with pytest.raises(PolicyError) as e:
+        parse_policy(policy_text + table, "p.toml")
+    assert e.value.line == offset + line
+    assert reason in e.value.reason
+
+
+def test_outgoing_of_the_shipped_policies() -> None:
+    """Primary blocks uploads everywhere and personal information; secondary: chat/social uploads, alerts."""
+    primary = parse_policy((POLICIES / "primary.toml").read_text(encoding="utf-8")).outgoing
+    secondary = parse_policy((POLICIES / "secondary.toml").read_text(encoding="utf-8")).outgoing
+    assert (primary.uploads, primary.personal_info, primary.threats) == ("block", "block", "alert")
+    assert (secondary.uploads, secondary.personal_info, secondary.threats) == ("social-chat", "alert", "alert")
