@@ -268,7 +268,7 @@ class Klaswacht:
                 return
             self._decide(flow, query)
         finally:
-            self.metrics.decision.observe(time.perf_counter() - started)
+            self.metrics.add_decision_time(flow.metadata, time.perf_counter() - started)
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
@@ -284,7 +284,16 @@ class Klaswacht:
             query = extract_search_query(flow.request.pretty_url, flow.request.method, body)
             self._decide(flow, query)
         finally:
-            self.metrics.decision.observe(time.perf_counter() - started)
+            self.metrics.add_decision_time(flow.metadata, time.perf_counter() - started)
+
+    # One observation per request of the time all deciding hooks took together (the histogram of DESIGN.md).
+    # Answered by the proxy or by the server, a flow ends in `response` or `error`.
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self.metrics.observe_decision(flow.metadata)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self.metrics.observe_decision(flow.metadata)
 
     # --- selective interception: decrypt only what a rule needs to look into
 

@@ -16,6 +16,9 @@ ACTIONS = ("allow", "block", "alert")
 BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)
 
 
+DECISION_TIME = "klaswacht_decision_time"  # flow.metadata key: seconds spent deciding so far
+
+
 class ProxyMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
@@ -41,3 +44,13 @@ class ProxyMetrics:
         self.verdicts.labels(action if action in ACTIONS else "other", rule if rule in RULES else "other",
                              category if category in self._known else ("none" if category is None else "other")
                              ).inc()
+
+    def add_decision_time(self, metadata: dict[str, object], seconds: float) -> None:
+        """Add one hook's deciding time to the request's total (observed once, by `observe_decision`)."""
+        metadata[DECISION_TIME] = float(metadata.get(DECISION_TIME, 0.0)) + seconds  # type: ignore[arg-type]
+
+    def observe_decision(self, metadata: dict[str, object]) -> None:
+        """Observe the request's total deciding time once, when the request is answered or fails."""
+        total = metadata.pop(DECISION_TIME, None)
+        if isinstance(total, float):
+            self.decision.observe(total)

@@ -120,7 +120,7 @@ class OutgoingContent:
             if (flow.request.stream or chunked) and carries_files(content_type):
                 flow.request.stream = _HeadSniffer(lambda head: self._judge_head(flow, head), chunked)
         finally:
-            self.klaswacht.metrics.decision.observe(time.perf_counter() - started)
+            self.klaswacht.metrics.add_decision_time(flow.metadata, time.perf_counter() - started)
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or flow.request.stream:
@@ -140,7 +140,7 @@ class OutgoingContent:
                              "\n".join(text for _, text in fields))
             self._act(flow, identity, context, facts)
         finally:
-            self.klaswacht.metrics.decision.observe(time.perf_counter() - started)
+            self.klaswacht.metrics.add_decision_time(flow.metadata, time.perf_counter() - started)
 
     def response(self, flow: http.HTTPFlow) -> None:
         verdict = flow.metadata.get(_BLANKED)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from proxy_helpers import KLASWACHT, ROOT, Parent, Running, fetch, start
+from proxy_helpers import KLASWACHT, ROOT, Parent, Running, fetch, metric, start
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +147,15 @@ def test_metrics_count_verdicts_and_decision_time(lesson: Running) -> None:
     count = re.search(r"klaswacht_decision_seconds_count (\S+)", text)
     assert count and float(count.group(1)) >= 1
     assert "www.google.com" not in text  # no hosts in labels
+
+
+def test_decision_time_is_observed_once_per_request(lesson: Running) -> None:
+    """klaswacht_decision_seconds gets one observation per request, however many hooks decided on it."""
+    before = metric(lesson, "klaswacht_decision_seconds_count")
+    fetch(lesson.proxy, "http://www.google.com/search?q=kankerjuf")  # blocked at the headers
+    fetch(lesson.proxy, "http://www.speelgoedwinkel.nl/")  # allowed
+    fetch(lesson.proxy, "http://www.speelgoedwinkel.nl/contact", data=b"bericht=hallo")  # both addons decide
+    assert metric(lesson, "klaswacht_decision_seconds_count") == before + 3
 
 
 def test_sigterm_stops_cleanly_and_flushes_events(tmp_path: Path, parent: Parent) -> None:
