@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Any
 
+from filters.errors import SourceError
 from filters.hosts import HOST_CATEGORIES, parse_domain
 from filters.terms import CATEGORIES, ListError
 
@@ -28,14 +29,8 @@ THREATS = ("alert", "off")
 TEXT_CATEGORIES = ("threat", "sexting", "self-harm", "discrimination", "coarse")
 
 
-class PolicyError(ValueError):
+class PolicyError(SourceError):
     """A policy file that cannot be used; names the file, line and reason."""
-
-    def __init__(self, source: str, line: int, reason: str) -> None:
-        super().__init__(f"{source}:{line}: {reason}")
-        self.source = source
-        self.line = line
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from typing import Literal
 
 import ahocorasick
 
+from filters.errors import SourceError
 from filters.normalise import normalise, variants
 
 Edge = Literal["word", "more", "any"]
@@ -44,14 +45,8 @@ MAX_TERM = 255  # key length is packed in 8 bits
 MAX_PARTS = 16  # part number is packed in 4 bits
 
 
-class ListError(ValueError):
+class ListError(SourceError):
     """A wordlist line that cannot be used; names the file and line."""
-
-    def __init__(self, source: str, line: int, reason: str) -> None:
-        super().__init__(f"{source}:{line}: {reason}")
-        self.source = source
-        self.line = line
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
