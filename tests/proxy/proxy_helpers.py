@@ -6,7 +6,10 @@ left the gateway (and that a blocked request never did).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,11 +48,28 @@ def make_parent() -> Parent:
     seen: list[tuple[str, str, dict[str, str]]] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
+        def _read_body(self) -> bytes:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                chunks = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline()  # the empty line after the last chunk
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+            return self.rfile.read(length) if length else b""
+
+        def _answer(self) -> None:
+            if self.headers.get("Upgrade", "").lower() == "websocket":
+                self._websocket()
+                return
+            body = self._read_body()
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            headers["x-seen-body-bytes"] = str(len(body))
+            headers["x-seen-jpeg"] = str(b"\xff\xd8\xff" in body)  # did a photo arrive?
+            seen.append((self.command, self.path, headers))
             body = b"<html><body>upstream page</body></html>"
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
@@ -56,7 +77,22 @@ def make_parent() -> Parent:
             self.end_headers()
             self.wfile.write(body)
 
-        do_GET = do_POST = _answer
+        do_GET = do_POST = do_PUT = _answer
+
+        def _websocket(self) -> None:
+            """Accept the upgrade and echo one text frame back (unmasked, as a server sends it)."""
+            seen.append(("WEBSOCKET", self.path, {k.lower(): v for k, v in self.headers.items()}))
+            accept = base64.b64encode(hashlib.sha1(
+                self.headers["Sec-WebSocket-Key"].encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            self.send_response(101, "Switching Protocols")
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept.decode())
+            self.end_headers()
+            self.wfile.flush()
+            self.wfile.write(websocket_frame(read_websocket_frame(self.rfile), mask=False))
+            self.wfile.flush()
+            self.close_connection = True
 
         def do_CONNECT(self) -> None:
             """A tunnel: accepted, and the first bytes noted (0x16: a TLS ClientHello that was not decrypted)."""
@@ -155,3 +191,21 @@ def until(check: Callable[[], bool], seconds: float, step: float = 0.1) -> float
         if time.monotonic() - started > seconds:
             return None
         time.sleep(step)
+
+
+def websocket_frame(payload: bytes, mask: bool = True) -> bytes:
+    """One final text frame (payloads under 126 bytes); clients mask, servers do not."""
+    head = bytes([0x81, (0x80 if mask else 0) | len(payload)])
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def read_websocket_frame(stream: Any) -> bytes:
+    """The payload of one small frame read from a file-like stream, unmasked."""
+    _, second = stream.read(2)
+    length = second & 0x7F
+    key = stream.read(4) if second & 0x80 else b""
+    payload = stream.read(length)
+    return bytes(b ^ key[i % 4] for i, b in enumerate(payload)) if key else payload
