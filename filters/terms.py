@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import re
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -206,6 +206,20 @@ def _pack(index: int, part_no: int, pattern: Pattern) -> int:
     return ((index << 4 | part_no) << 4 | edges) << 8 | len(pattern.key)
 
 
+def add_targets(by_key: dict[str, int | list[int]], index: int, parts: tuple[tuple[Pattern, ...], ...]) -> None:
+    """Note the automaton targets of entry `index` under their keys (packed ints, not Pattern objects)."""
+    for part_no, spellings in enumerate(parts):
+        for pattern in spellings:
+            packed = _pack(index, part_no, pattern)
+            old = by_key.get(pattern.key)
+            if old is None:
+                by_key[pattern.key] = packed
+            elif isinstance(old, int):
+                by_key[pattern.key] = [old, packed]
+            else:
+                old.append(packed)
+
+
 class TermList:
     """Wordlist entries compiled into one Aho-Corasick automaton.
 
@@ -215,21 +229,9 @@ class TermList:
 
     __slots__ = ("_automaton", "_shared", "_targets", "entries")
 
-    def __init__(self, entries: tuple[Entry, ...],
-                 patterns: Sequence[tuple[tuple[Pattern, ...], ...]] | None = None) -> None:
+    def __init__(self, entries: tuple[Entry, ...], by_key: dict[str, int | list[int]]) -> None:
+        """`by_key` holds the targets of `entries` that `add_targets` gathered while they were parsed."""
         self.entries = entries
-        by_key: dict[str, int | list[int]] = {}
-        for index, entry in enumerate(entries):
-            for part_no, spellings in enumerate(patterns[index] if patterns is not None else entry.parts):
-                for pattern in spellings:
-                    packed = _pack(index, part_no, pattern)
-                    old = by_key.get(pattern.key)
-                    if old is None:
-                        by_key[pattern.key] = packed
-                    elif isinstance(old, int):
-                        by_key[pattern.key] = [old, packed]
-                    else:
-                        old.append(packed)
         # The automaton's values are 32-bit: a row in `_targets` (packed 64-bit values in an array),
         # or -1 - a row in `_shared` for a key that several entries share.
         self._targets = array("q")
@@ -305,7 +307,8 @@ class TermList:
 def build_termlist(files: Iterable[tuple[str, str, str]]) -> tuple[TermList, list[ListError]]:
     """Compile (source name, category, text) files; broken lines are reported and skipped."""
     entries: list[Entry] = []
-    patterns: list[tuple[tuple[Pattern, ...], ...]] = []
+    # Targets are gathered line by line, so the Pattern objects of 100,000 entries never all exist at once.
+    by_key: dict[str, int | list[int]] = {}
     errors: list[ListError] = []
     for source, category, text in files:
         if category not in (*CATEGORIES, CONTEXT):
@@ -319,6 +322,6 @@ def build_termlist(files: Iterable[tuple[str, str, str]]) -> tuple[TermList, lis
                 errors.append(e)
                 continue
             if parsed is not None:
+                add_targets(by_key, len(entries), parsed[1])
                 entries.append(parsed[0])
-                patterns.append(parsed[1])
-    return TermList(tuple(entries), patterns), errors
+    return TermList(tuple(entries), by_key), errors
