@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 
 # Searches travel in the body only on these methods; the body is read only for those engines.
 _BODY_METHODS = ("POST",)
-# Severe alerts go to care staff as well as the teacher.
-_SEVERE = frozenset({"self-harm"})
 # How often the policy file, the accounts file and the list folders are checked for changes (seconds).
 WATCH_INTERVAL = 1.0
 
@@ -405,8 +403,9 @@ class Klaswacht:
             if searched:  # an allowed search is counted, never kept with its text
                 self.store.record(Event("search", verdict.rule, host=host, group=group))
             return
-        severity = "severe" if verdict.alert and verdict.category in _SEVERE | {None} else (
-            "severe" if verdict.alert else None)
+        # A search alert is a self-harm signal (the policy's alert categories): severe, so care staff see it.
+        # A plain block is an event for the reports, not an alert.
+        severity = "severe" if verdict.alert else None
         self.store.record(Event(verdict.action, verdict.rule, verdict.category, host, verdict.terms,
                                 pupil or self.store.client_for(address), group, severity))
 
