@@ -206,3 +206,20 @@ def test_a_bad_policy_is_refused_with_file_and_line(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert f"{bad}:2:" in result.stderr and "college" in result.stderr
+
+
+def test_a_self_harm_search_passes_and_alerts_care_staff(tmp_path: Path, parent: Parent) -> None:
+    """A search about suicide is not blocked (help stays reachable) and lands in the store as a severe alert."""
+    running = start(tmp_path, "--period", "lesson", "--upstream", parent.url)
+    try:
+        status, _ = fetch(running.proxy, "http://www.google.com/search?q=zelfmoord+gedachten+hulp")
+        assert status == 200
+        assert "http://www.google.com/search?q=zelfmoord+gedachten+hulp&safe=active" in parent.urls()
+    finally:
+        assert running.stop() == 0
+    result = subprocess.run([KLASWACHT, "events", "--data-dir", str(tmp_path)], capture_output=True, text=True,
+                            timeout=30, check=True)
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(e["action"], e["rule"], e["category"], e["severity"]) for e in events] == [
+        ("alert", "search-alert", "self-harm", "severe")]
+    assert "gedachten" not in result.stdout  # the terms found, never the rest of the search
