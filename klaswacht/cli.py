@@ -121,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", choices=(*PERIODS[:3], "auto"), default="auto",
                    help="auto: from the timetable and the clock; the others pin the period")
     p.add_argument("--upstream", default="", metavar="URL", help="send allowed traffic through this parent proxy")
+    p.add_argument("--listen-host", default="127.0.0.1", metavar="ADDRESS",
+                   help="address the proxy listens on: the gateway's address on the pupils' network in a school "
+                        "(default: %(default)s)")
+    p.add_argument("--metrics-host", default="127.0.0.1", metavar="ADDRESS",
+                   help="address the metrics endpoint listens on (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="proxy processes (only 1 for now)")
     # Testing only, so not in --help: the timetable's clock starts at this ISO 8601 instant and runs on.
     p.add_argument("--fake-clock", default="", help=argparse.SUPPRESS)

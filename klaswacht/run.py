@@ -52,8 +52,8 @@ def _status_handler(status: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
 
 def _worker_command(args: argparse.Namespace, data_dir: Path) -> list[str]:
     command = [sys.executable, "-m", "proxy.worker", "--policy", str(args.policy), "--data-dir", str(data_dir),
-               "--proxy-port", str(args.proxy_port), "--metrics-port", str(args.metrics_port),
-               "--period", args.period]
+               "--host", args.listen_host, "--proxy-port", str(args.proxy_port),
+               "--metrics-host", args.metrics_host, "--metrics-port", str(args.metrics_port), "--period", args.period]
     for folder in args.lists:
         command += ["--lists", str(folder)]
     if args.upstream:

@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default=str(DEFAULT_POLICY))
     p.add_argument("--lists", action="append", default=[])
     p.add_argument("--data-dir", required=True)
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="address the proxy listens on")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address the metrics endpoint listens on")
     p.add_argument("--proxy-port", type=int, default=0)
     p.add_argument("--metrics-port", type=int, default=0)
     p.add_argument("--period", default="auto")
@@ -77,7 +78,7 @@ async def serve(args: argparse.Namespace) -> int:
     registry = CollectorRegistry()
     addon = Klaswacht(ProxyMetrics(registry))
     # The order is the wiring: Klaswacht decides on the request first, OutgoingContent then reads what is sent.
-    master.addons.add(addon, OutgoingContent(addon), Ready(registry, args.host, args.metrics_port, addon))
+    master.addons.add(addon, OutgoingContent(addon), Ready(registry, args.metrics_host, args.metrics_port, addon))
     try:
         opts.update(
             klaswacht_policy=args.policy, klaswacht_lists=args.lists, klaswacht_period=args.period,

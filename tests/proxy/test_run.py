@@ -223,3 +223,14 @@ def test_a_self_harm_search_passes_and_alerts_care_staff(tmp_path: Path, parent:
     assert [(e["action"], e["rule"], e["category"], e["severity"]) for e in events] == [
         ("alert", "search-alert", "self-harm", "severe")]
     assert "gedachten" not in result.stdout  # the terms found, never the rest of the search
+
+
+def test_the_proxy_listens_where_it_is_told(tmp_path: Path, parent: Parent) -> None:
+    """--listen-host puts the proxy on another address (a gateway's LAN side); the contract line says where."""
+    running = start(tmp_path, "--period", "lesson", "--upstream", parent.url, "--listen-host", "127.0.0.2")
+    try:
+        assert re.fullmatch(r"http://127\.0\.0\.2:\d+", running.proxy)
+        assert fetch(running.proxy, "http://www.google.com/search?q=kankerjuf")[0] == 403
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/metrics", running.lines["metrics"])  # metrics stay local
+    finally:
+        assert running.stop() == 0
