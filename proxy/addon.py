@@ -252,8 +252,7 @@ class Klaswacht:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        started = time.perf_counter()
-        try:
+        with self.metrics.deciding(flow.metadata):
             if flow.request.path.startswith(REPORT_PATH):
                 # Answered once the body is in (a form post), in `request`.
                 flow.metadata["klaswacht_report"] = True
@@ -265,8 +264,6 @@ class Klaswacht:
                 flow.metadata["klaswacht_body_search"] = True  # decided in `request`, with the body
                 return
             self._decide(flow, query)
-        finally:
-            self.metrics.add_decision_time(flow.metadata, time.perf_counter() - started)
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
@@ -276,13 +273,10 @@ class Klaswacht:
             return
         if not flow.metadata.get("klaswacht_body_search"):
             return
-        started = time.perf_counter()
-        try:
+        with self.metrics.deciding(flow.metadata):
             body = flow.request.get_content(strict=False) or b""
             query = extract_search_query(flow.request.pretty_url, flow.request.method, body)
             self._decide(flow, query)
-        finally:
-            self.metrics.add_decision_time(flow.metadata, time.perf_counter() - started)
 
     # One observation per request of the time all deciding hooks took together (the histogram of DESIGN.md).
     # Answered by the proxy or by the server, a flow ends in `response` or `error`.

@@ -5,6 +5,10 @@ No label holds a host, a URL or a pupil: `action`, `rule` and `category` come fr
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from filters.decide import RULES
@@ -44,6 +48,15 @@ class ProxyMetrics:
         self.verdicts.labels(action if action in ACTIONS else "other", rule if rule in RULES else "other",
                              category if category in self._known else ("none" if category is None else "other")
                              ).inc()
+
+    @contextmanager
+    def deciding(self, metadata: dict[str, object]) -> Iterator[None]:
+        """Time one deciding hook and add it to the request's total."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add_decision_time(metadata, time.perf_counter() - started)
 
     def add_decision_time(self, metadata: dict[str, object], seconds: float) -> None:
         """Add one hook's deciding time to the request's total (observed once, by `observe_decision`)."""

@@ -24,7 +24,6 @@ for threats, sexting and self-harm: care staff too); the terms are wordlist entr
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from mitmproxy import http
@@ -107,8 +106,7 @@ class OutgoingContent:
         scope = self._scope(flow)
         if scope is None:
             return
-        started = time.perf_counter()
-        try:
+        with self.klaswacht.metrics.deciding(flow.metadata):
             identity, context = scope
             headers = flow.request.headers
             content_type = headers.get("Content-Type", "")
@@ -119,8 +117,6 @@ class OutgoingContent:
             chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
             if (flow.request.stream or chunked) and carries_files(content_type):
                 flow.request.stream = _HeadSniffer(lambda head: self._judge_head(flow, head), chunked)
-        finally:
-            self.klaswacht.metrics.add_decision_time(flow.metadata, time.perf_counter() - started)
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or flow.request.stream:
@@ -128,8 +124,7 @@ class OutgoingContent:
         scope = self._scope(flow)
         if scope is None:
             return
-        started = time.perf_counter()
-        try:
+        with self.klaswacht.metrics.deciding(flow.metadata):
             identity, context = scope
             body = flow.request.get_content(strict=False) or b""
             if not body:
@@ -139,8 +134,6 @@ class OutgoingContent:
             facts = Outgoing(flow.request.pretty_host, upload_in_body(content_type, body), find_personal(fields),
                              "\n".join(text for _, text in fields))
             self._act(flow, identity, context, facts)
-        finally:
-            self.klaswacht.metrics.add_decision_time(flow.metadata, time.perf_counter() - started)
 
     def response(self, flow: http.HTTPFlow) -> None:
         verdict = flow.metadata.get(_BLANKED)
