@@ -16,6 +16,16 @@ ROLES = ("teacher", "care", "it", "admin")
 ALERT_STATES = ("new", "seen", "closed")
 # An allowed search is only counted (per day, group and engine), never kept as a row.
 SEARCH = "search"
+# What IT's dry run of a list change is tried against: search texts and hosts of the last days,
+# kept per day with a count only, never with a pupil, a device or a group.
+SEEN_SEARCH = "seen-search"
+SEEN_HOST = "seen-host"
+DRY_RUN_DAYS = 7
+# Events a teacher sees in the live list; blocks by these rules say nothing about what a pupil sought.
+FEED_ACTIONS = ("block", "alert", "report", "request")
+QUIET_RULES = ("break", "ban")
+SEVERITIES = ("info", "normal", "severe")
+ANSWERS = ("granted", "refused")
 
 
 class StoreError(Exception):
@@ -58,11 +68,13 @@ class Event:
     group: str | None = None
     severity: str | None = None  # set: the event also opens an alert for staff
     time: datetime = field(default_factory=now_utc)
+    text: str | None = None  # only on a seen-search event: the search text, with no pupil or group
+
 
     def to_json(self) -> dict[str, Any]:
         return {"time": iso(self.time), "action": self.action, "rule": self.rule, "category": self.category,
                 "host": self.host, "terms": list(self.terms), "client": self.client, "group": self.group,
-                "severity": self.severity}
+                "severity": self.severity, "text": self.text}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Event:
@@ -72,7 +84,8 @@ class Event:
             raise TypeError("terms must be a list")
         return cls(action=str(data["action"]), rule=str(data["rule"]), category=data.get("category"),
                    host=data.get("host"), terms=tuple(str(t) for t in terms), client=data.get("client"),
-                   group=data.get("group"), severity=data.get("severity"), time=from_iso(str(data["time"])))
+                   group=data.get("group"), severity=data.get("severity"), time=from_iso(str(data["time"])),
+                   text=data.get("text"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX devices_pupil ON devices (pupil)",
         "CREATE INDEX audit_time ON audit (time)",
     )),
+    Migration(3, "answers to pupils' requests, and the searches and hosts of IT's dry run", (
+        "ALTER TABLE alerts ADD COLUMN answer TEXT",
+        """CREATE TABLE seen_searches (
+            day TEXT NOT NULL,
+            query TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (day, query))""",
+        """CREATE TABLE seen_hosts (
+            day TEXT NOT NULL,
+            host TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (day, host))""",
+        "CREATE INDEX events_group_time ON events (group_name, time)",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

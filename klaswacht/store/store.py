@@ -26,9 +26,11 @@ import argon2
 from klaswacht.store.database import Params, Row, Transaction
 from klaswacht.store.intake import COUNTERS, Intake, Item
 from klaswacht.store.model import (
-    ALERT_STATES,
+    DRY_RUN_DAYS,
     ROLES,
     SEARCH,
+    SEEN_HOST,
+    SEEN_SEARCH,
     Event,
     Snapshot,
     Staff,
@@ -42,6 +44,7 @@ from klaswacht.store.privacy import Pseudonyms, load_secret
 from klaswacht.store.roster import RosterRow
 from klaswacht.store.schema import migrate
 from klaswacht.store.sqlite import SqliteDatabase
+from klaswacht.store.staffviews import StaffViews
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,6 +57,8 @@ _INSERT_ALERT = ("INSERT INTO alerts (id, time, client, group_name, severity, st
                  "ON CONFLICT (id) DO NOTHING")
 _COUNT_SEARCH = ("INSERT INTO search_counts (day, group_name, engine, count) VALUES (?, ?, ?, ?) "
                  "ON CONFLICT (day, group_name, engine) DO UPDATE SET count = search_counts.count + excluded.count")
+_COUNT_SEEN = ("INSERT INTO {0} (day, {1}, count) VALUES (?, ?, ?) "
+               "ON CONFLICT (day, {1}) DO UPDATE SET count = {0}.count + excluded.count")
 _INSERT_AUDIT = "INSERT INTO audit (id, time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)"
 _PAGE = 1000
 
@@ -97,7 +102,7 @@ def _report_crash(task: asyncio.Task[None]) -> None:
         log.error("store: task %s stopped", task.get_name(), exc_info=task.exception())
 
 
-class Store:
+class Store(StaffViews):
     """Everything klaswacht keeps, in `data_dir` (database, spill files, the pseudonym secret)."""
 
     def __init__(self, data_dir: Path | str, *, events_days: int = 28, audit_days: int = 365,
@@ -217,12 +222,20 @@ class Store:
         rows: list[tuple[Any, ...]] = []
         alerts: list[Params] = []
         searches: Counter[tuple[str, str, str]] = Counter()
+        seen: dict[tuple[str, str], Counter[tuple[str, str]]] = {("seen_searches", "query"): Counter(),
+                                                                  ("seen_hosts", "host"): Counter()}
         malformed: list[str] = []
         for event_id, event in items:
             try:
                 if event.action == SEARCH:
                     day = iso(event.time)[:10]
                     searches[day, str(event.group or ""), _host_only(event.host) or ""] += 1
+                    continue
+                if event.action == SEEN_SEARCH and event.text:
+                    seen["seen_searches", "query"][iso(event.time)[:10], str(event.text)[:200]] += 1
+                    continue
+                if event.action == SEEN_HOST and event.host:
+                    seen["seen_hosts", "host"][iso(event.time)[:10], _host_only(event.host) or ""] += 1
                     continue
                 row = _event_row(event_id, event)
             except (TypeError, ValueError, AttributeError) as e:  # not an Event the store can keep
@@ -239,6 +252,9 @@ class Store:
                 await tx.executemany(_INSERT_ALERT, alerts)
             if searches:
                 await tx.executemany(_COUNT_SEARCH, [(*key, n) for key, n in searches.items()])
+            for (table, column), counts in seen.items():
+                if counts:
+                    await tx.executemany(_COUNT_SEEN.format(table, column), [(*key, n) for key, n in counts.items()])
         if self.db.moved():
             # Replaced while we wrote: the batch may have gone into the old file. The ids make a rewrite safe.
             raise StoreUnavailable("gone", "the database file was replaced during a write")
@@ -549,17 +565,6 @@ class Store:
         rows = await self._read(sql + " ORDER BY a.time DESC, a.id", params)
         return [{**row, "terms": json.loads(row["terms"]) if row["terms"] else []} for row in rows]
 
-    async def set_alert(self, actor: str, alert_id: str, state: str, note: str | None = None) -> bool:
-        """Mark an alert seen or closed (with a note); False if there is no such alert."""
-        if state not in ALERT_STATES:
-            raise StoreError(f"state must be one of {', '.join(ALERT_STATES)}")
-
-        async def work(tx: Transaction) -> bool:
-            return await tx.execute("UPDATE alerts SET state = ?, note = COALESCE(?, note), changed_by = ?, "
-                                    "changed_at = ? WHERE id = ?", (state, note, actor, iso(now_utc()), alert_id)) > 0
-
-        return await self._staff_write(actor, "alert-state", alert_id, {"state": state}, work)
-
     # --- privacy: right of access, right to be forgotten, retention
 
     async def export_pupil(self, actor: str, pupil: str) -> dict[str, Any]:
@@ -607,12 +612,14 @@ class Store:
         now = now or now_utc()
         events_cut = iso(now - timedelta(days=self.events_days))
         audit_cut = iso(now - timedelta(days=self.audit_days))
+        seen_cut = iso(now - timedelta(days=min(DRY_RUN_DAYS, self.events_days)))[:10]
         removed: dict[str, int] = {}
         await self._ensure_db()
         async with self.db.transaction() as tx:
             for table, column, cut in (("events", "time", events_cut), ("alerts", "time", events_cut),
                                        ("search_counts", "day", events_cut[:10]), ("grants", "until", events_cut),
-                                       ("bans", "until", events_cut), ("audit", "time", audit_cut)):
+                                       ("bans", "until", events_cut), ("audit", "time", audit_cut),
+                                       ("seen_searches", "day", seen_cut), ("seen_hosts", "day", seen_cut)):
                 removed[table] = await tx.execute(f"DELETE FROM {table} WHERE {column} < ?", (cut,))
         if any(removed.values()):
             log.info("store: purged %s", ", ".join(f"{n} {t}" for t, n in removed.items() if n))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from store_helpers import count_rows, event, query
 
-from klaswacht.store import Store
+from klaswacht.store import Event, Store
 from klaswacht.store.model import now_utc
 from klaswacht.store.privacy import Pseudonyms, is_id, load_secret
 from klaswacht.store.roster import RosterRow
@@ -88,10 +88,15 @@ def test_purge_removes_what_is_older_than_the_retention(data_dir: Path) -> None:
             store.record(event(1, time=now - timedelta(days=30), severity="low"))
             store.record(event(2, time=now - timedelta(days=1), severity="low"))
             store.record(event(3, action="search", time=now - timedelta(days=30)))
+            for days in (8, 6):  # the dry run's searches and hosts are kept 7 days, not 28
+                store.record(Event("seen-search", "none", time=now - timedelta(days=days), text=f"zoek {days}"))
+                store.record(Event("seen-host", "none", host=f"site{days}.nl", time=now - timedelta(days=days)))
             assert await store.flush()
             await store.grant("juf", "groep 7", "social", now - timedelta(days=29), starts=now - timedelta(days=30))
             removed = await store.purge(now)
-            assert removed == {"events": 1, "alerts": 1, "search_counts": 1, "grants": 1, "bans": 0, "audit": 0}
+            assert removed == {"events": 1, "alerts": 1, "search_counts": 1, "grants": 1, "bans": 0, "audit": 0,
+                               "seen_searches": 1, "seen_hosts": 1}
+            assert await store.seen("2000-01-01") == ({"zoek 6": 1}, {"site6.nl": 1})
             assert [e["terms"] async for e in store.events()] == [["term2"]]
             assert (await store.purge(now + timedelta(days=366)))["audit"] == 1
 
