@@ -1,4 +1,4 @@
-"""Which period it is for a group: lesson, break, outside school hours or holiday.
+"""Which period it is for a group: lesson, break, outside school hours or holiday, and when it ends.
 
 Pure: the caller gives the local wall-clock time (the proxy converts with zoneinfo, so daylight
 saving is the caller's and the tz database's business, not this module's).
@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
-from filters.policy import Policy
+from filters.policy import Policy, Timetable
+
+
+def _timetable(policy: Policy, group: str) -> Timetable:
+    name = next((g.timetable for g in policy.groups if g.name == group), "default")
+    return policy.timetables[name]
 
 
 def period_at(policy: Policy, group: str, when: datetime) -> str:
@@ -16,8 +21,7 @@ def period_at(policy: Policy, group: str, when: datetime) -> str:
     day = when.date()
     if any(h.first <= day <= h.last for h in policy.holidays):
         return "holiday"
-    name = next((g.timetable for g in policy.groups if g.name == group), "default")
-    timetable = policy.timetables[name]
+    timetable = _timetable(policy, group)
     hours = timetable.days.get(when.weekday())
     now = when.time()
     if hours is None or not hours[0] <= now < hours[1]:
@@ -25,6 +29,29 @@ def period_at(policy: Policy, group: str, when: datetime) -> str:
     if any(start <= now < end for start, end in timetable.breaks):
         return "break"
     return "lesson"
+
+
+def period_end(policy: Policy, group: str, when: datetime) -> datetime | None:
+    """When the lesson or break `group` is in at local time `when` ends (same local time); None outside
+    school hours and on holidays.
+
+    A lesson ends at the start of the next break that day, or at the end of the school day. A break
+    ends at its end (one that runs straight into another at the end of the last), at the latest at
+    the end of the school day.
+    """
+    if period_at(policy, group, when) not in ("lesson", "break"):
+        return None
+    timetable = _timetable(policy, group)
+    day_end = timetable.days[when.weekday()][1]
+    now = when.time()
+    ends = [end for start, end in timetable.breaks if start <= now < end]
+    if ends:
+        end = max(ends)
+        while following := [e for s, e in timetable.breaks if s <= end < e]:
+            end = max(following)
+    else:
+        end = min((start for start, _ in timetable.breaks if start > now), default=day_end)
+    return datetime.combine(when.date(), min(end, day_end), when.tzinfo)
 
 
 def local_time(moment: datetime, zone: tzinfo) -> datetime:

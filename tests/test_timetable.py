@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from filters.policy import Policy
-from filters.timetable import period_at
+from filters.policy import Policy, parse_policy
+from filters.timetable import period_at, period_end
 
 
 @pytest.mark.parametrize(("group", "when", "expected"), [
@@ -48,3 +48,51 @@ from filters.timetable import period_at
 def test_period_at(policy: Policy, group: str, when: datetime, expected: str) -> None:
     """Lesson, break, outside school hours, weekend and holiday follow the group's timetable."""
     assert period_at(policy, group, when) == expected
+
+
+@pytest.mark.parametrize(("group", "when", "expected"), [
+    # a lesson ends when the next break starts (Monday 2026-11-23: breaks 10:15-10:30 and 12:00-12:45)
+    ("school", datetime(2026, 11, 23, 8, 30), datetime(2026, 11, 23, 10, 15)),
+    ("school", datetime(2026, 11, 23, 10, 14, 59), datetime(2026, 11, 23, 10, 15)),
+    ("school", datetime(2026, 11, 23, 10, 30), datetime(2026, 11, 23, 12, 0)),
+    # the last lesson ends with the school day
+    ("school", datetime(2026, 11, 23, 12, 45), datetime(2026, 11, 23, 14, 15)),
+    ("school", datetime(2026, 11, 23, 14, 14, 59), datetime(2026, 11, 23, 14, 15)),
+    # a break ends at its end
+    ("school", datetime(2026, 11, 23, 10, 15), datetime(2026, 11, 23, 10, 30)),
+    ("school", datetime(2026, 11, 23, 12, 30), datetime(2026, 11, 23, 12, 45)),
+    # Wednesday's school day ends inside the lunch break: the break ends with the day
+    ("school", datetime(2026, 11, 25, 11, 0), datetime(2026, 11, 25, 12, 0)),
+    ("school", datetime(2026, 11, 25, 12, 10), datetime(2026, 11, 25, 12, 15)),
+    # a group with its own timetable: Mondays 08:30-12:00, break 10:00-10:15
+    ("groep 3", datetime(2026, 11, 23, 10, 5), datetime(2026, 11, 23, 10, 15)),
+    ("groep 3", datetime(2026, 11, 23, 10, 15), datetime(2026, 11, 23, 12, 0)),
+    # no lesson and no break: nothing to end
+    ("school", datetime(2026, 11, 23, 8, 29, 59), None),
+    ("school", datetime(2026, 11, 23, 14, 15), None),
+    ("school", datetime(2026, 11, 28, 10, 0), None),  # Saturday
+    ("school", datetime(2026, 12, 22, 10, 0), None),  # holiday
+    ("groep 3", datetime(2026, 11, 24, 10, 0), None),  # not this group's day
+])
+def test_period_end(policy: Policy, group: str, when: datetime, expected: datetime | None) -> None:
+    """A lesson ends at the next break or the end of the day, a break at its end; outside school, None."""
+    assert period_end(policy, group, when) == expected
+
+
+CHAINED = """\
+[timetables.default]
+days = { mon = "08:00-12:00" }
+breaks = ["10:00-10:15", "10:15-10:30", "10:20-10:40", "09:00-09:10"]
+"""
+
+
+@pytest.mark.parametrize(("when", "expected"), [
+    (datetime(2026, 11, 23, 9, 5), datetime(2026, 11, 23, 9, 10)),
+    (datetime(2026, 11, 23, 9, 30), datetime(2026, 11, 23, 10, 0)),  # breaks need not be written in order
+    (datetime(2026, 11, 23, 10, 5), datetime(2026, 11, 23, 10, 40)),  # straight into the next, overlapping one
+    (datetime(2026, 11, 23, 10, 25), datetime(2026, 11, 23, 10, 40)),
+    (datetime(2026, 11, 23, 10, 40), datetime(2026, 11, 23, 12, 0)),
+])
+def test_period_end_of_breaks_that_run_into_each_other(when: datetime, expected: datetime) -> None:
+    """Breaks that touch or overlap are one break: it ends when the last of them ends."""
+    assert period_end(parse_policy(CHAINED, "chained.toml"), "school", when) == expected
