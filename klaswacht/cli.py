@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     p.add_argument("--metrics-host", default="127.0.0.1", metavar="ADDRESS",
                    help="address the metrics endpoint listens on (default: %(default)s)")
+    p.add_argument("--dashboard-host", default="127.0.0.1", metavar="ADDRESS",
+                   help="address the staff dashboard listens on; put it behind HTTPS when it is not loopback "
+                        "(default: %(default)s)")
+    p.add_argument("--secure-cookies", action="store_true",
+                   help="mark the dashboard's session cookie Secure (staff reach it over HTTPS)")
     p.add_argument("--workers", type=int, default=None, help="proxy processes (only 1 for now)")
     # Testing only, so not in --help: the timetable's clock starts at this ISO 8601 instant and runs on.
     p.add_argument("--fake-clock", default="", help=argparse.SUPPRESS)

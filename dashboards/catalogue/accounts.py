@@ -1,0 +1,4 @@
+"""Messages of the accounts pages."""
+
+MESSAGES: dict[str, tuple[str, str]] = {
+}

@@ -1,0 +1,4 @@
+"""Messages of the feed pages."""
+
+MESSAGES: dict[str, tuple[str, str]] = {
+}

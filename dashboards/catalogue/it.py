@@ -1,0 +1,4 @@
+"""Messages of the it pages."""
+
+MESSAGES: dict[str, tuple[str, str]] = {
+}

@@ -1,0 +1,4 @@
+"""Messages of the lessons pages."""
+
+MESSAGES: dict[str, tuple[str, str]] = {
+}

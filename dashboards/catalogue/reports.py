@@ -1,0 +1,4 @@
+"""Messages of the reports pages."""
+
+MESSAGES: dict[str, tuple[str, str]] = {
+}
