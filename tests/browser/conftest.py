@@ -15,8 +15,8 @@ from playwright.sync_api import Browser, Playwright, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "proxy"))  # proxy_helpers: start, fetch, parent
 
-from browser_helpers import CHROMIUM, School, open_school  # noqa: E402
-from proxy_helpers import make_parent  # noqa: E402
+from browser_helpers import CHROMIUM, School, open_school
+from proxy_helpers import make_parent
 
 
 @pytest.fixture(scope="session")
