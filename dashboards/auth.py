@@ -19,7 +19,12 @@ async def login_page(request: Request) -> Response:
     staff = await current_staff(request)
     if staff is not None:
         return RedirectResponse(HOME[staff.role], status_code=303)
-    return render(request, "login.html", None, next=local_path(request.query_params.get("next"), ""))
+    try:
+        first_start = not await store_of(request).users()
+    except StoreUnavailable:
+        return error_page(request, None, 503, "error.store")
+    return render(request, "login.html", None, next=local_path(request.query_params.get("next"), ""),
+                  first_start=first_start)
 
 
 def _client(request: Request) -> str:

@@ -19,6 +19,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "login.title": ("Inloggen", "Sign in"),
     "login.intro": ("Log in met het account dat de ICT-coördinator voor je heeft gemaakt.",
                     "Sign in with the account your IT coordinator made for you."),
+    "login.first_start": ("Er is nog geen account. Maak het eerste op de server, met:",
+                          "There is no account yet. Make the first one on the server, with:"),
     "login.name": ("Gebruikersnaam", "User name"),
     "login.password": ("Wachtwoord", "Password"),
     "login.submit": ("Inloggen", "Sign in"),
