@@ -2,6 +2,9 @@
 
 A chain of cheap checks first (allow list, ban, break, closed host category), then the search
 words. Self-harm searches are never blocked for that reason: care staff are alerted instead.
+A teacher's grant opens a closed host category, a domain, or a search-word category (a history
+assignment about the war: "violence"), never one the policy lists in never_open, and never silences
+an alert.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class Context:
     terms: TermList
     hosts: HostLists
     period: str  # "lesson", "break", "outside" or "holiday"
-    grants: frozenset[str] = frozenset()  # categories and domains a teacher opened for the group
+    grants: frozenset[str] = frozenset()  # host and search categories and domains a teacher opened
     banned: bool = False
 
 
@@ -87,12 +90,14 @@ def _granted(host: str, category: str, grants: frozenset[str]) -> bool:
     return False
 
 
-def search_verdict(match: Match, policy: Policy) -> Verdict:
-    """The verdict that the search words alone give."""
+def search_verdict(match: Match, policy: Policy, grants: frozenset[str] = frozenset()) -> Verdict:
+    """The verdict that the search words alone give; a search category a teacher granted does not block."""
     # Only a category with a term found can block: a context entry alone never does (nor crashes max()).
-    blocking = [c for c in PRIORITY if c in policy.search_categories and c in match.scores
-                and match.scores[c] + match.context >= policy.threshold]
-    # Context words ("wat betekent", "symptomen") never hide a self-harm signal.
+    reached = [c for c in PRIORITY if c in policy.search_categories and c in match.scores
+               and match.scores[c] + match.context >= policy.threshold]
+    granted = [c for c in reached if c in grants and c not in policy.never_open]
+    blocking = [c for c in reached if c not in granted]
+    # Context words ("wat betekent", "symptomen") never hide a self-harm signal, and no grant silences it.
     alerting = [c for c in PRIORITY if c in policy.alert_categories
                 and match.scores.get(c, 0) >= policy.threshold]
     if blocking:
@@ -101,6 +106,8 @@ def search_verdict(match: Match, policy: Policy) -> Verdict:
         return Verdict("block", "search-words", category, terms, alert=bool(alerting))
     if alerting:
         return Verdict("alert", "search-alert", alerting[0], match.terms(alerting[0]), alert=True)
+    if granted:
+        return Verdict("allow", "grant", max(granted, key=lambda c: match.scores[c]))
     return Verdict("allow", "none", None)
 
 
@@ -110,7 +117,7 @@ def decide(facts: Facts, context: Context) -> Verdict:
     period = policy.periods[context.period]
     entry = context.hosts.lookup(facts.host)
     category = entry.category if entry else None
-    searched = (search_verdict(context.terms.match(facts.search), policy)
+    searched = (search_verdict(context.terms.match(facts.search), policy, context.grants)
                 if facts.search is not None and period.search_words else None)
     alert = searched.alert if searched else False
 
@@ -124,7 +131,7 @@ def decide(facts: Facts, context: Context) -> Verdict:
                 return Verdict("block", "closed-category", category, alert=alert)
             if searched is None or searched.action == "allow":
                 return Verdict("allow", "grant", category)
-    if searched is not None and searched.action != "allow":
+    if searched is not None and searched.rule != "none":  # blocked, alerted, or opened by a grant
         return searched
     return Verdict("allow", "allow-list" if category == ALLOW else "none", None if category == ALLOW else category)
 

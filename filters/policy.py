@@ -79,7 +79,7 @@ class Policy:
     threshold: int
     search_categories: frozenset[str]
     alert_categories: frozenset[str]
-    never_open: frozenset[str]  # host categories that no grant opens
+    never_open: frozenset[str]  # host and search-word categories that no grant opens
     safesearch: bool
     periods: dict[str, PeriodRule]
     timetables: dict[str, Timetable]
@@ -303,7 +303,8 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
         search_categories=r.names(filt, "search_categories", CATEGORIES,
                                   ["coarse", "violence", "sex", "discrimination"], ("filter",)),
         alert_categories=r.names(filt, "alert_categories", CATEGORIES, ["self-harm"], ("filter",)),
-        never_open=r.names(filt, "never_open", HOST_CATEGORIES, ["adult", "gambling"], ("filter",)),
+        never_open=r.names(filt, "never_open", (*HOST_CATEGORIES, *CATEGORIES), ["adult", "gambling"],
+                           ("filter",)),
         safesearch=r.get(filt, "safesearch", bool, True, ("filter",)),
         periods=periods, timetables=timetables, holidays=tuple(holidays), groups=tuple(groups),
         default_group=default_group, allow_hosts=tuple(allow_hosts), source=source, **retention,

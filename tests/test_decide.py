@@ -119,6 +119,57 @@ def test_search_words_count_on_granted_and_allowed_hosts(
     assert decide(Facts(host, search), _in(ctx, grants=frozenset(grants))) == expected
 
 
+@pytest.mark.parametrize(("host", "grants", "search", "expected"), [
+    (GOOGLE, {"sex"}, "sex", Verdict("allow", "grant", "sex")),  # a biology lesson
+    (GOOGLE, {"violence"}, "mes steken", Verdict("allow", "grant", "violence")),  # an assignment about the war
+    (GOOGLE, {"sex"}, "fotosynthese", Verdict("allow", "none", None)),  # nothing to open
+    (GOOGLE, {"sex"}, "kutschool", Verdict("block", "search-words", "coarse", ("kutschool",))),  # another category
+    (GOOGLE, {"sex"}, "sex kut", Verdict("block", "search-words", "coarse", ("kut",))),  # the rest still blocks
+    (GOOGLE, {"sex", "coarse"}, "sex kutschool", Verdict("allow", "grant", "coarse")),  # the higher score names it
+    (GOOGLE, {"sex", "coarse"}, "sex kut", Verdict("allow", "grant", "sex")),  # a tie: the first in PRIORITY
+    (GOOGLE, {"www.google.nl"}, "sex", Verdict("block", "search-words", "sex", ("sex",))),  # a domain is no category
+    ("magister.net", {"sex"}, "sex", Verdict("allow", "grant", "sex")),  # on the allow list too
+    ("tiktok.com", {"sex"}, "sex", Verdict("block", "closed-category", "social")),  # the host stays closed
+    ("tiktok.com", {"sex", "social"}, "sex", Verdict("allow", "grant", "social")),
+])
+def test_a_grant_of_a_search_category_opens_those_searches(
+        ctx: Context, host: str, grants: set[str], search: str, expected: Verdict) -> None:
+    """A granted search-word category lets through a search that only granted categories would block."""
+    assert decide(Facts(host, search), _in(ctx, grants=frozenset(grants))) == expected
+
+
+@pytest.mark.parametrize(("period", "banned", "rule"), [("break", False, "break"), ("lesson", True, "ban")])
+def test_a_search_grant_opens_neither_the_break_nor_a_ban(ctx: Context, period: str, banned: bool, rule: str) -> None:
+    """A granted search category does not open the internet in a break or for a banned pupil."""
+    verdict = decide(Facts(GOOGLE, "sex"), _in(ctx, period=period, banned=banned, grants=frozenset({"sex"})))
+    assert (verdict.action, verdict.rule) == ("block", rule)
+
+
+@pytest.mark.parametrize(("grants", "search", "search_categories", "expected"), [
+    ({"sex"}, "sex zelfmoord", None, Verdict("alert", "search-alert", "self-harm", ("zelfmoord",), True)),
+    ({"self-harm"}, "zelfmoord", None, Verdict("alert", "search-alert", "self-harm", ("zelfmoord",), True)),
+    # a policy that blocks self-harm searches as well: a grant lets the search through, the alert stays
+    ({"self-harm"}, "zelfmoord", {"self-harm"}, Verdict("alert", "search-alert", "self-harm", ("zelfmoord",), True)),
+])
+def test_a_search_grant_never_silences_an_alert(ctx: Context, grants: set[str], search: str,
+                                                search_categories: set[str] | None, expected: Verdict) -> None:
+    """Self-harm signals reach care staff whatever a teacher granted."""
+    policy = ctx.policy if search_categories is None else dataclasses.replace(
+        ctx.policy, search_categories=frozenset(search_categories))
+    assert decide(Facts(GOOGLE, search), _in(ctx, policy=policy, grants=frozenset(grants))) == expected
+
+
+@pytest.mark.parametrize(("search", "expected"), [
+    ("sex", Verdict("block", "search-words", "sex", ("sex",))),
+    ("mes steken", Verdict("allow", "grant", "violence")),
+])
+def test_a_never_open_search_category_cannot_be_granted(ctx: Context, search: str, expected: Verdict) -> None:
+    """A search category in the policy's never_open stays blocked whatever is granted; the others open."""
+    policy = dataclasses.replace(ctx.policy, never_open=ctx.policy.never_open | {"sex"})
+    grants = frozenset({"sex", "violence"})
+    assert decide(Facts(GOOGLE, search), _in(ctx, policy=policy, grants=grants)) == expected
+
+
 @pytest.mark.parametrize(("search", "action"), [
     ("sex", "block"),
     ("sex betekenis", "allow"),  # 100 - 60
@@ -168,6 +219,7 @@ def test_search_categories_and_threshold_come_from_the_policy(ctx: Context) -> N
     ("x.nl", None, "break", False, ()),
     ("tiktok.com", None, "lesson", False, ()),
     ("tiktok.com", None, "lesson", False, ("social",)),
+    (GOOGLE, "sex", "lesson", False, ("sex",)),
     (GOOGLE, "sex", "lesson", False, ()),
     (GOOGLE, "zelfmoord", "lesson", False, ()),
     ("x.nl", None, "lesson", False, ()),

@@ -63,6 +63,12 @@ def test_defaults_of_a_minimal_policy() -> None:
     assert (policy.events_days, policy.audit_days) == (28, 365)
 
 
+def test_never_open_takes_host_and_search_word_categories() -> None:
+    """never_open may name search-word categories too: a school can keep "sex" searches closed to every grant."""
+    policy = parse_policy('[filter]\nnever_open = ["adult", "sex"]\n' + TT)
+    assert policy.never_open == {"adult", "sex"}
+
+
 @pytest.mark.parametrize(("privacy", "expected"), [
     ("[privacy]\nevents_days = 14\n", (14, 365)),
     ("[privacy]\nevents_days = 1\naudit_days = 3660\n", (1, 3660)),

@@ -33,6 +33,26 @@ def test_decide_gives_a_verdict_for_any_text(policy: Policy, terms: TermList, ho
     assert verdict.action != "alert" or verdict.alert
 
 
+# Searches built from the test lists' words (every category, context, self-harm), with any text mixed in.
+WORDS = st.sampled_from(["sex", "kutschool", "zelfmoord", "mes steken", "bosnegers", "betekenis"])
+SEARCH_WORDS = st.one_of(st.lists(WORDS, min_size=2, max_size=4), st.lists(st.one_of(WORDS, TEXT), max_size=5)).map(
+    " ".join)
+GRANTS = st.frozensets(st.sampled_from(["sex", "coarse", "violence", "self-harm", "social", "adult", "tiktok.com"]),
+                       min_size=1)
+
+
+@given(search=SEARCH_WORDS, host=st.sampled_from(["www.google.nl", "tiktok.com", "magister.net", "x.nl"]),
+       period=PERIODS, banned=st.booleans(), grants=GRANTS)
+def test_a_grant_opens_but_never_blocks_nor_silences(policy: Policy, terms: TermList, hosts: HostLists, search: str,
+                                                     host: str, period: str, banned: bool,
+                                                     grants: frozenset[str]) -> None:
+    """Whatever is granted, a request allowed without the grants stays allowed, and an alert stays an alert."""
+    without = decide(Facts(host, search), Context(policy, terms, hosts, period, banned=banned))
+    granted = decide(Facts(host, search), Context(policy, terms, hosts, period, grants, banned))
+    assert granted.alert == without.alert
+    assert without.action == "block" or granted.action != "block"
+
+
 def test_decide_on_a_megabyte(policy: Policy, terms: TermList, hosts: HostLists) -> None:
     """A 1 MB search text full of tricks gives a Verdict, and finds the forbidden word inside it."""
     text = ("s\u200de\u202ex \ud800 k@nker neukennnn ѕех " * 40_000)[: 1 << 20]
