@@ -77,8 +77,18 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def load_lists(folders: list[Path], policy: Policy | None = None) -> Lists:
-    """Compile the list folders; a file in a later folder replaces the same file in an earlier one."""
+@dataclass(frozen=True, slots=True)
+class ListFiles:
+    """The texts of the list files as load_lists reads them, before compiling: (where, category, text)."""
+
+    terms: tuple[tuple[str, str, str], ...]
+    hosts: tuple[tuple[str, str, str], ...]
+    errors: tuple[ListError, ...]  # files that could not be read
+    files: tuple[str, ...]
+
+
+def read_list_files(folders: list[Path], policy: Policy | None = None) -> ListFiles:
+    """Read the list folders; a file in a later folder replaces the same file in an earlier one."""
     files: dict[str, Path] = {}
     for folder in folders:
         files.update(_list_files(folder))
@@ -101,6 +111,12 @@ def load_lists(folders: list[Path], policy: Policy | None = None) -> Lists:
             term_files.append((_display(path), path.stem, text))
     if policy is not None and policy.allow_hosts:
         host_files.append((f"{policy.source} [allow]", ALLOW, "\n".join(policy.allow_hosts)))
-    terms, term_errors = build_termlist(term_files)
-    hosts, host_errors = build_hostlists(host_files)
-    return Lists(terms, hosts, tuple(errors + term_errors + host_errors), tuple(_display(p) for p in files.values()))
+    return ListFiles(tuple(term_files), tuple(host_files), tuple(errors), tuple(_display(p) for p in files.values()))
+
+
+def load_lists(folders: list[Path], policy: Policy | None = None) -> Lists:
+    """Compile the list folders; a file in a later folder replaces the same file in an earlier one."""
+    read = read_list_files(folders, policy)
+    terms, term_errors = build_termlist(read.terms)
+    hosts, host_errors = build_hostlists(read.hosts)
+    return Lists(terms, hosts, (*read.errors, *term_errors, *host_errors), read.files)
