@@ -5,6 +5,9 @@ the request holds (host, search text), asks `filters.decide`, and then answers w
 adds SafeSearch, or lets the request go. Events go to the store with an enqueue; the decision never
 waits on the database. Grants and bans come from the store's snapshot (refreshed about every second).
 
+Pupils' requests from the block page ("Ik heb dit nodig voor mijn opdracht") go to the store as events
+for the teacher, next to their reports.
+
 It also watches the policy file, the accounts file and the list folders, and reloads them whole when
 they change (a bad change is refused with file:line:reason and the version in force stays), and, when
 the policy's `[filter] passthrough` is on, leaves TLS connections undecrypted that no rule needs to
@@ -29,6 +32,7 @@ from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.utils.htpasswd import HtpasswdFile
 
 from filters.decide import Context, Facts, Verdict, decide
+from filters.hosts import HostLists, clean_host
 from filters.interception import Interception, interception
 from filters.policy import PERIODS, Policy, PolicyError
 from filters.safesearch import enforce_safesearch
@@ -37,7 +41,16 @@ from filters.timetable import local_time, period_at
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, fingerprint, load_lists, load_policy
 from klaswacht.store import Event, Store
 from klaswacht.store.model import Snapshot
-from proxy.blockpage import REPORT_PATH, block_page, report_page
+from proxy.blockpage import (
+    REPORT_PATH,
+    REQUEST_RULES,
+    Request,
+    block_page,
+    read_request,
+    report_page,
+    report_rule,
+    request_page,
+)
 from proxy.metrics import ProxyMetrics
 
 log = logging.getLogger(__name__)
@@ -380,7 +393,8 @@ class Klaswacht:
         self.metrics.verdict(verdict.action, verdict.rule, verdict.category)
         self._record(verdict, host, address, pupil, group, searched=query is not None)
         if verdict.action == "block":
-            flow.response = http.Response.make(403, block_page(verdict), {
+            page = block_page(verdict, self._request_for(verdict, host, context.hosts))
+            flow.response = http.Response.make(403, page, {
                 "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
             return
         if self.policy.safesearch:
@@ -403,19 +417,54 @@ class Klaswacht:
         self.store.record(Event(verdict.action, verdict.rule, verdict.category, host, verdict.terms,
                                 pupil or self.store.client_for(address), group, severity))
 
+    def _request_for(self, verdict: Verdict, host: str, hosts: HostLists) -> Request | None:
+        """What the block page's "Ik heb dit nodig voor mijn opdracht" form sends, for a block that a
+        teacher's grant can lift for a lesson; None for any other block."""
+        assert self.policy is not None
+        if verdict.rule not in REQUEST_RULES or verdict.category in (None, *self.policy.never_open):
+            return None
+        if verdict.rule == "search-words":
+            return Request(verdict.rule, verdict.category, clean_host(host), verdict.terms)
+        entry = hosts.lookup(host)
+        return Request(verdict.rule, verdict.category, clean_host(host), (entry.domain,) if entry else ())
+
     def _report(self, flow: http.HTTPFlow) -> None:
-        """The report page: GET shows it, POST files the report as an alert for the teacher."""
-        sent = flow.request.method == "POST"
-        if sent:
-            self.metrics.reports.inc()
-            if self.store is not None and self.policy is not None:
-                address = client_address(flow)
-                auth = flow.metadata.get("proxyauth")
-                pupil, group = self._who(address, self.store.snapshot(), str(auth[0]) if auth else None)
-                form = parse_qs((flow.request.get_content(strict=False) or b"").decode("utf-8", "replace"))
-                rule = form.get("rule", [""])[0][:40] or None
-                self.store.record(Event("report", "report", None, flow.request.pretty_host,
-                                        (rule,) if rule else (), pupil or self.store.client_for(address), group,
-                                        "normal"))
-        flow.response = http.Response.make(200, report_page(sent), {
+        """The report page: GET shows it; POST files a report, or a request to open a block for an
+        assignment, as an alert for the teacher. Answered before any decision: also in a break or a ban."""
+        if flow.request.method != "POST":
+            page = report_page(False)
+        else:
+            form = parse_qs((flow.request.get_content(strict=False) or b"").decode("utf-8", "replace"))
+            if form.get("kind") == ["request"]:
+                self._record_request(flow, form)
+                page = request_page()
+            else:
+                self.metrics.reports.inc()
+                self._record_report(flow, form)
+                page = report_page(True)
+        flow.response = http.Response.make(200, page, {
             "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+
+    def _sender(self, flow: http.HTTPFlow) -> tuple[str, str]:
+        """(pseudonymous client id, group) of whoever sent a report or request."""
+        assert self.store is not None
+        address = client_address(flow)
+        auth = flow.metadata.get("proxyauth")
+        pupil, group = self._who(address, self.store.snapshot(), str(auth[0]) if auth else None)
+        return pupil or self.store.client_for(address), group
+
+    def _record_report(self, flow: http.HTTPFlow, form: dict[str, list[str]]) -> None:
+        if self.store is None or self.policy is None:
+            return
+        client, group = self._sender(flow)
+        rule = report_rule(form)
+        self.store.record(Event("report", "report", None, flow.request.pretty_host, (rule,) if rule else (),
+                                client, group, "normal"))
+
+    def _record_request(self, flow: http.HTTPFlow, form: dict[str, list[str]]) -> None:
+        if self.store is None or self.policy is None or self.lists is None:
+            return
+        client, group = self._sender(flow)
+        asked = read_request(form, self.policy, self.lists.terms, self.lists.hosts)
+        self.store.record(Event("request", asked.rule, asked.category, asked.host, asked.entries, client, group,
+                                "normal"))

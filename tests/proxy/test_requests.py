@@ -1,0 +1,213 @@
+"""Pupils' requests from the block page, through a real `klaswacht run` (issue 5).
+
+"Ik heb dit nodig voor mijn opdracht" is offered only for a block that a teacher's grant can lift for a
+lesson, and lands in the store as a `request` event naming the list entry that blocked.
+The store is read with sqlite3 (read-only) while the proxy runs; events are written within a second.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import warnings
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from html import unescape
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from proxy_helpers import KLASWACHT, Parent, Running, fetch, fetch_from, start, until
+
+with warnings.catch_warnings():
+    # mitmproxy.addons imports ldap3, which uses pyasn1 names that warn on import: not ours to fix.
+    warnings.simplefilter("ignore", DeprecationWarning)
+
+# The banned pupil (number 2001, groep 7-8) uses this loopback source address; other requests come from 127.0.0.1.
+BANNED = "127.0.0.6"
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(200)
+# Events reach the database within this many seconds (batches every 0.2 s).
+WRITTEN = 5.0
+
+
+def klaswacht(*args: str) -> None:
+    subprocess.run([KLASWACHT, *args], capture_output=True, text=True, timeout=60, check=True)
+
+
+def rows(running: Running, sql: str) -> list[dict[str, Any]]:
+    """Rows of a query on the run's database, opened read-only beside the proxy's connection."""
+    db = sqlite3.connect(f"file:{running.data_dir / 'klaswacht.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        db.row_factory = sqlite3.Row
+        return [dict(row) for row in db.execute(sql)]
+    finally:
+        db.close()
+
+
+def wait_rows(running: Running, sql: str, check: Any) -> list[dict[str, Any]]:
+    """The rows of `sql` once `check(rows)` holds (events are written in batches); fails after WRITTEN seconds."""
+    found: list[dict[str, Any]] = []
+
+    def ready() -> bool:
+        found[:] = rows(running, sql)
+        return bool(check(found))
+
+    assert until(ready, WRITTEN, 0.2) is not None, f"not in the store within {WRITTEN} s: {found}"
+    return found
+
+
+def request_events(running: Running) -> list[dict[str, Any]]:
+    return [dict(r, terms=json.loads(r["terms"])) for r in rows(
+        running, "SELECT e.id, e.rule, e.category, e.host, e.terms, e.client, e.group_name, e.severity, "
+                 "a.id AS alert FROM events e LEFT JOIN alerts a ON a.id = e.id WHERE e.action = 'request'")]
+
+
+def request_fields(page: str) -> list[tuple[str, str]]:
+    """The hidden fields of the block page's request form, in page order; [] when the page has none."""
+    if 'name="kind" value="request"' not in page:
+        return []
+    form = page[page.index('<input type="hidden" name="kind" value="request">'):]
+    form = form[:form.index("</form>")]
+    return [(n, unescape(v)) for n, v in re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form)]
+
+
+def meld(url: str) -> str:
+    """The report path on the host of `url`, where the block page's forms post."""
+    return re.sub(r"^(https?://[^/]+).*$", r"\1/.klaswacht/meld", url)
+
+
+@pytest.fixture(scope="module")
+def lesson(tmp_path_factory: pytest.TempPathFactory, parent: Parent) -> Iterator[Running]:
+    """Primary policy in a lesson; pupil 2001 (groep 7-8, on 127.0.0.6) is banned for an hour."""
+    data = tmp_path_factory.mktemp("requests")
+    roster = data / "roster.csv"
+    roster.write_text(f"leerlingnummer;naam;groep;apparaat\n2001;Daan Jansen;groep 7-8;{BANNED}\n", encoding="utf-8")
+    klaswacht("roster", "import", str(roster), "--data-dir", str(data))
+    ends = (datetime.now().astimezone() + timedelta(hours=1)).isoformat(timespec="minutes")
+    klaswacht("ban", "2001", "--until", ends, "--reason", "test", "--data-dir", str(data))
+    running = start(data, "--period", "lesson", "--upstream", parent.url)
+    yield running
+    if running.process.poll() is None:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def pause(tmp_path_factory: pytest.TempPathFactory, parent: Parent) -> Iterator[Running]:
+    """Primary policy in a break: no internet but the allow list."""
+    running = start(tmp_path_factory.mktemp("requests-break"), "--period", "break", "--upstream", parent.url)
+    yield running
+    if running.process.poll() is None:
+        running.stop()
+
+
+# --- the request form on the block page
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("http://www.google.com/search?q=kankerjuf",
+     [("rule", "search-words"), ("category", "coarse"), ("host", "www.google.com"), ("entry", "kankerjuf")]),
+    ("http://m.tiktok.com/@someone",
+     [("rule", "closed-category"), ("category", "social"), ("host", "m.tiktok.com"), ("entry", "tiktok.com")]),
+    ("http://discord.com/channels/1",
+     [("rule", "closed-category"), ("category", "chat"), ("host", "discord.com"), ("entry", "discord.com")]),
+])
+def test_a_block_a_teacher_can_lift_offers_the_request_form(lesson: Running, url: str,
+                                                             expected: list[tuple[str, str]]) -> None:
+    """Forbidden search words and closed host categories get the request button with rule, category, host, entry."""
+    status, page = fetch(lesson.proxy, url)
+    assert status == 403 and "Ik heb dit nodig voor mijn opdracht" in page
+    assert request_fields(page) == [("kind", "request"), *expected]
+
+
+def test_no_request_form_for_a_never_open_category(lesson: Running) -> None:
+    """An adult site (never_open) is blocked with the report button only: no teacher can open it."""
+    status, page = fetch(lesson.proxy, "http://www.pornhub.com/")
+    assert status == 403 and "Meld het bij je leerkracht" in page
+    assert request_fields(page) == [] and "Ik heb dit nodig" not in page
+
+
+def test_no_request_form_for_a_ban_or_an_upload(lesson: Running) -> None:
+    """A ban and a blocked photo upload are no blocks for a lesson's grant: the report button only."""
+    status, page = fetch_from(lesson.proxy, "http://www.google.com/search?q=kankerjuf", BANNED)
+    assert status == 403 and "Je mag even niet op internet." in page and request_fields(page) == []
+    status, page = fetch(lesson.proxy, "http://www.speelgoedwinkel.nl/upload", data=JPEG,
+                         headers={"Content-Type": "application/octet-stream"})
+    assert status == 403 and "Foto&#x27;s en filmpjes" in page and request_fields(page) == []
+
+
+def test_no_request_form_in_a_break(pause: Running) -> None:
+    """In a primary school break the block page has no request button, not even for a closed category."""
+    for url in ("http://www.speelgoedwinkel.nl/", "http://m.tiktok.com/", "http://www.google.com/search?q=kankerjuf"):
+        status, page = fetch(pause.proxy, url)
+        assert status == 403 and "Het is pauze" in page and request_fields(page) == []
+
+
+# --- the request in the store
+
+@pytest.mark.parametrize(("url", "rule", "category", "host", "terms"), [
+    ("http://www.bing.com/search?q=tyfuslijer", "search-words", "coarse", "www.bing.com", ["tyfuslijer"]),
+    ("http://www.instagram.com/p/1", "closed-category", "social", "www.instagram.com", ["instagram.com"]),
+])
+def test_a_request_from_the_block_page_reaches_the_teacher(lesson: Running, url: str, rule: str, category: str,
+                                                           host: str, terms: list[str]) -> None:
+    """Posting the block page's request form thanks the pupil (Dutch first) and stores a `request` event with
+    the block's rule, category, host and list entry, severity normal, the device's id and the group: an alert."""
+    _, page = fetch(lesson.proxy, url)
+    status, thanks = fetch(lesson.proxy, meld(url), data=urlencode(request_fields(page)).encode())
+    assert status == 200
+    assert thanks.index("Je vraag is naar je leerkracht gestuurd.") < thanks.index("Your request was sent.")
+    assert until(lambda: any(e["host"] == host for e in request_events(lesson)), WRITTEN, 0.2) is not None
+    event = next(e for e in request_events(lesson) if e["host"] == host)
+    assert (event["rule"], event["category"], event["terms"], event["severity"], event["group_name"]) == (
+        rule, category, terms, "normal", "school")
+    assert event["client"].startswith("d-") and event["alert"] == event["id"]
+
+
+def test_forged_request_values_are_dropped(lesson: Running) -> None:
+    """A hand-made form keeps only what the policy and lists confirm; the pupil is thanked all the same."""
+    forged = [("kind", "request"), ("rule", "search-words"), ("category", "sex"), ("host", "<b>evil</b>"),
+              ("entry", "juf is stom"), ("entry", "sex"), ("entry", "x" * 500), ("note", "hallo juf")]
+    status, page = fetch(lesson.proxy, "http://www.qwant.com/.klaswacht/meld", data=urlencode(forged).encode())
+    assert status == 200 and "Je vraag is naar je leerkracht gestuurd." in page
+    status, _ = fetch(lesson.proxy, "http://www.qwant.com/.klaswacht/meld", data=urlencode(
+        [("kind", "request"), ("rule", "ban"), ("category", "adult"), ("host", "pornhub.com"),
+         ("entry", "pornhub.com")]).encode())
+    assert status == 200
+    status, _ = fetch(lesson.proxy, "http://www.qwant.com/.klaswacht/meld", data=urlencode(
+        [("kind", "request"), ("rule", "closed-category"), ("category", "adult"), ("host", "www.pornhub.com"),
+         ("entry", "pornhub.com")]).encode())
+    assert status == 200
+
+    assert until(lambda: len([e for e in request_events(lesson)
+                              if e["host"] in (None, "pornhub.com", "www.pornhub.com")]) >= 3, WRITTEN, 0.2) is not None
+    found = {(e["rule"], e["category"], e["host"], tuple(e["terms"])) for e in request_events(lesson)}
+    assert ("search-words", "sex", None, ("sex",)) in found  # the invented entries and the markup dropped
+    assert ("none", None, "pornhub.com", ()) in found  # a rule no teacher lifts: no category, no entry
+    assert ("closed-category", None, "www.pornhub.com", ()) in found  # never_open: not asked for
+    stored = json.dumps(rows(lesson, "SELECT * FROM events"))
+    assert "juf is stom" not in stored and "evil" not in stored and "hallo juf" not in stored and "xxxx" not in stored
+
+
+def test_reports_are_answered_and_recorded_while_banned(lesson: Running) -> None:
+    """A banned pupil's report is thanked and stored with their pseudonym and group, before any decision."""
+    status, page = fetch_from(lesson.proxy, "http://www.google.com/.klaswacht/meld", BANNED,
+                              data=b"kind=report&rule=ban")
+    assert status == 200 and "Dank je wel" in page
+    found = wait_rows(lesson, "SELECT client, group_name, terms, severity FROM events "
+                              "WHERE action = 'report' AND group_name = 'groep 7-8'", bool)
+    assert found[0]["client"].startswith("p-") and (found[0]["terms"], found[0]["severity"]) == ('["ban"]', "normal")
+
+
+def test_reports_and_requests_are_answered_and_recorded_in_a_break(pause: Running) -> None:
+    """In a break the report path answers a report and a request with their thank-you pages, and stores both."""
+    status, page = fetch(pause.proxy, "http://www.speelgoedwinkel.nl/.klaswacht/meld", data=b"rule=break")
+    assert status == 200 and "Dank je wel" in page
+    status, page = fetch(pause.proxy, "http://www.speelgoedwinkel.nl/.klaswacht/meld",
+                         data=b"kind=request&rule=closed-category&category=social&host=m.tiktok.com&entry=tiktok.com")
+    assert status == 200 and "Je vraag is naar je leerkracht gestuurd." in page
+    found = wait_rows(pause, "SELECT action, rule, category, host, terms, severity FROM events "
+                             "WHERE action IN ('report', 'request') ORDER BY action", lambda r: len(r) == 2)
+    assert [tuple(r.values()) for r in found] == [
+        ("report", "report", None, "www.speelgoedwinkel.nl", '["break"]', "normal"),
+        ("request", "closed-category", "social", "m.tiktok.com", '["tiktok.com"]', "normal")]
