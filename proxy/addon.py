@@ -5,8 +5,9 @@ the request holds (host, search text), asks `filters.decide`, and then answers w
 adds SafeSearch, or lets the request go. Events go to the store with an enqueue; the decision never
 waits on the database. Grants and bans come from the store's snapshot (refreshed about every second).
 
-Pupils' requests from the block page ("Ik heb dit nodig voor mijn opdracht") go to the store as events
-for the teacher, next to their reports.
+For IT's dry run of a list change it records what pupils search for (the text, without pupil, device
+or group) and each host once a local day per worker. Pupils' requests from the block page ("Ik heb dit
+nodig voor mijn opdracht") go to the store as events for the teacher, next to their reports.
 
 It also watches the policy file, the accounts file and the list folders, and reloads them whole when
 they change (a bad change is refused with file:line:reason and the version in force stays), and, when
@@ -23,7 +24,7 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -40,7 +41,7 @@ from filters.search import extract_search_query, find_engine
 from filters.timetable import local_time, period_at
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, fingerprint, load_lists, load_policy
 from klaswacht.store import Event, Store
-from klaswacht.store.model import Snapshot
+from klaswacht.store.model import SEEN_HOST, SEEN_SEARCH, Snapshot
 from proxy.blockpage import (
     REPORT_PATH,
     REQUEST_RULES,
@@ -59,6 +60,9 @@ log = logging.getLogger(__name__)
 _BODY_METHODS = ("POST",)
 # How often the policy file, the accounts file and the list folders are checked for changes (seconds).
 WATCH_INTERVAL = 1.0
+# IT's dry run: a search text is kept this long; hosts are noted once a local day, at most this many a day.
+SEEN_TEXT = 200
+SEEN_HOSTS_A_DAY = 50_000
 
 
 class Refused(Exception):
@@ -160,6 +164,9 @@ class Klaswacht:
         self._watcher: asyncio.Task[None] | None = None
         # The CONNECT decision per client connection, for a ClientHello without a server name.
         self._tunnels: weakref.WeakKeyDictionary[connection.Client, Interception] = weakref.WeakKeyDictionary()
+        # Hosts already noted for IT's dry run on the local day `_seen_day` (bounded; cleared when the day changes).
+        self._seen_day: date | None = None
+        self._seen_hosts: set[str] = set()
 
     def load(self, loader: object) -> None:
         add = loader.add_option  # type: ignore[attr-defined]
@@ -325,6 +332,8 @@ class Klaswacht:
             return
         if not choice.decrypt:
             data.ignore_connection = True
+            if host:  # never seen again in a request: noted here for the dry run
+                self._note_host(host)
         self.metrics.interceptions.labels("decrypt" if choice.decrypt else "passthrough").inc()
 
     # --- the work
@@ -386,6 +395,10 @@ class Klaswacht:
         auth = flow.metadata.get("proxyauth")
         context, pupil, group = self._context(address, str(auth[0]) if auth else None)
         host = flow.request.pretty_host
+        self._note_host(host)
+        if query is not None and query.strip() and self.store is not None:
+            # For IT's dry run: the search as typed, with no pupil, device, group or host.
+            self.store.record(Event(SEEN_SEARCH, "none", text=query[:SEEN_TEXT]))
         verdict = decide(Facts(host, query), context)
         # For the addons after this one (outgoing content): who asked, in which group and period.
         flow.metadata["klaswacht_identity"] = Identity(address, pupil, group, context.period)
@@ -427,6 +440,19 @@ class Klaswacht:
             return Request(verdict.rule, verdict.category, clean_host(host), verdict.terms)
         entry = hosts.lookup(host)
         return Request(verdict.rule, verdict.category, clean_host(host), (entry.domain,) if entry else ())
+
+    def _note_host(self, host: str) -> None:
+        """Record `host` for IT's dry run the first time this worker sees it on the school's local day."""
+        if self.store is None:
+            return
+        day = local_time(self.now(), self.zone).date()
+        if day != self._seen_day:
+            self._seen_day, self._seen_hosts = day, set()
+        name = clean_host(host)
+        if not name or name in self._seen_hosts or len(self._seen_hosts) >= SEEN_HOSTS_A_DAY:
+            return
+        self._seen_hosts.add(name)
+        self.store.record(Event(SEEN_HOST, "none", host=name))
 
     def _report(self, flow: http.HTTPFlow) -> None:
         """The report page: GET shows it; POST files a report, or a request to open a block for an

@@ -1,29 +1,40 @@
-"""Pupils' requests from the block page, through a real `klaswacht run` (issue 5).
+"""Pupils' requests from the block page and IT's dry-run material, through a real `klaswacht run` (issue 5).
 
 "Ik heb dit nodig voor mijn opdracht" is offered only for a block that a teacher's grant can lift for a
-lesson, and lands in the store as a `request` event naming the list entry that blocked.
+lesson, and lands in the store as a `request` event naming the list entry that blocked. Every search
+text and each host of the day are kept for IT's dry run, counted per day, without any pupil.
 The store is read with sqlite3 (read-only) while the proxy runs; events are written within a second.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
 import subprocess
 import warnings
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from proxy_helpers import KLASWACHT, Parent, Running, fetch, fetch_from, start, until
+from prometheus_client import CollectorRegistry
+from proxy_helpers import KLASWACHT, ROOT, Parent, Running, fetch, fetch_from, start, until
+
+import proxy.addon
+from klaswacht.store import Event
+from klaswacht.store.model import Snapshot
+from proxy.addon import Klaswacht
+from proxy.metrics import ProxyMetrics
 
 with warnings.catch_warnings():
     # mitmproxy.addons imports ldap3, which uses pyasn1 names that warn on import: not ours to fix.
     warnings.simplefilter("ignore", DeprecationWarning)
+    from mitmproxy.addons.proxyauth import ProxyAuth
+    from mitmproxy.test import taddons, tflow
 
 # The banned pupil (number 2001, groep 7-8) uses this loopback source address; other requests come from 127.0.0.1.
 BANNED = "127.0.0.6"
@@ -211,3 +222,108 @@ def test_reports_and_requests_are_answered_and_recorded_in_a_break(pause: Runnin
     assert [tuple(r.values()) for r in found] == [
         ("report", "report", None, "www.speelgoedwinkel.nl", '["break"]', "normal"),
         ("request", "closed-category", "social", "m.tiktok.com", '["tiktok.com"]', "normal")]
+
+
+# --- IT's dry run: search texts and hosts, without pupils
+
+LONG = "waarom is de lucht blauw " * 12  # 300 characters
+
+
+def test_searches_and_hosts_are_kept_for_the_dry_run_without_pupils(lesson: Running) -> None:
+    """Every search (allowed or blocked) is counted by its text as typed, cut to 200 characters, and each host
+    once a day; the tables have no column for a pupil, and no search text reaches the events."""
+    searches = {"Fotosynthese Uitleg": "http://www.google.com/search?q=Fotosynthese+Uitleg",
+                "kut vulkaan": "http://duckduckgo.com/?q=kut+vulkaan",
+                LONG[:200]: "http://www.bing.com/search?" + urlencode({"q": LONG})}
+    for url in searches.values():
+        fetch(lesson.proxy, url)
+    for _ in range(3):
+        fetch(lesson.proxy, "http://www.dierentuin-dryrun.nl/olifant")
+    fetch_from(lesson.proxy, "http://www.dierentuin-dryrun.nl/giraf", BANNED)
+    assert fetch(lesson.proxy, "http://www.google.com/search?q=kut+vulkaan")[0] == 403  # twice, and blocked
+
+    counted = wait_rows(lesson, "SELECT query, count FROM seen_searches",
+                        lambda r: {q["query"] for q in r} >= set(searches))
+    counts = {r["query"]: r["count"] for r in counted}
+    assert counts["Fotosynthese Uitleg"] == 1 and counts["kut vulkaan"] == 2 and counts[LONG[:200]] == 1
+    assert LONG[:201] not in counts
+    hosts = wait_rows(lesson, "SELECT host, count FROM seen_hosts", lambda r: any(
+        h["host"] == "www.dierentuin-dryrun.nl" for h in r))
+    assert {h["host"]: h["count"] for h in hosts}["www.dierentuin-dryrun.nl"] == 1  # once a day, whoever asks
+    for table in ("seen_searches", "seen_hosts"):
+        assert {c["name"] for c in rows(lesson, f"PRAGMA table_info({table})")} <= {"day", "query", "host", "count"}
+    stored = json.dumps(rows(lesson, "SELECT * FROM events"))
+    assert "Fotosynthese" not in stored and "vulkaan" not in stored and "lucht" not in stored
+    assert "seen-" not in stored
+
+
+# --- the per-day set of hosts, without a socket
+
+class RecordingStore:
+    """Stands in for the store: keeps what the addon records."""
+
+    def __init__(self) -> None:
+        self.recorded: list[Event] = []
+
+    def record(self, event: Event) -> None:
+        self.recorded.append(event)
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(datetime.now(UTC))
+
+    def client_for(self, address: str) -> str:
+        return "d-test"
+
+
+def driven(addon: Klaswacht, store: RecordingStore, *urls: str) -> list[Event]:
+    """Run the request hooks on a GET of each URL (no socket); the events recorded meanwhile."""
+    store.recorded.clear()
+    for url in urls:
+        flow = tflow.tflow()
+        flow.request.url = url
+        addon.requestheaders(flow)
+    return list(store.recorded)
+
+
+def test_hosts_are_noted_once_a_local_day_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host is recorded the first time on a local day; a full day's set stops recording until the date changes."""
+    asyncio.run(_noted_once_a_day(monkeypatch))
+
+
+async def _noted_once_a_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(proxy.addon, "SEEN_HOSTS_A_DAY", 2)
+    addon = Klaswacht(ProxyMetrics(CollectorRegistry()))
+    store = RecordingStore()
+
+    def visit(*hosts: str) -> list[str | None]:
+        return [e.host for e in driven(addon, store, *(f"http://{h}/" for h in hosts)) if e.action == "seen-host"]
+
+    with taddons.context(ProxyAuth(), addon) as tctx:
+        # 23:59:30 on Monday in Amsterdam; the clock runs on from there
+        tctx.configure(addon, klaswacht_policy=str(ROOT / "policies" / "primary.toml"), klaswacht_period="lesson",
+                       klaswacht_fake_clock="2026-11-23T23:59:30")
+        addon.store = store  # type: ignore[assignment]
+        assert visit("a.nl", "A.nl", "b.nl", "a.nl", "c.nl") == ["a.nl", "b.nl"]  # c.nl: the day's set is full
+        tctx.configure(addon, klaswacht_fake_clock="2026-11-24T00:00:30")  # the next local day
+        assert visit("c.nl", "a.nl", "c.nl") == ["c.nl", "a.nl"]
+        tctx.configure(addon, klaswacht_fake_clock="2026-11-24T22:59:30Z")  # 23:59:30 local: still the same day
+        assert visit("c.nl", "d.nl") == []
+
+
+def test_a_search_is_recorded_as_typed_without_anyone() -> None:
+    """A seen-search event holds the search text as typed, cut to 200 characters, and no client, group or host."""
+    asyncio.run(_search_recorded())
+
+
+async def _search_recorded() -> None:
+    addon = Klaswacht(ProxyMetrics(CollectorRegistry()))
+    store = RecordingStore()
+    with taddons.context(ProxyAuth(), addon) as tctx:
+        tctx.configure(addon, klaswacht_policy=str(ROOT / "policies" / "primary.toml"), klaswacht_period="lesson")
+        addon.store = store  # type: ignore[assignment]
+        recorded = driven(addon, store, "http://www.google.nl/search?" + urlencode({"q": "  Wat " + LONG}),
+                          "http://www.google.nl/search?q=+", "http://www.google.nl/search?q=Kut+School")
+    seen = [e for e in recorded if e.action == "seen-search"]
+    assert [(e.rule, e.text, e.client, e.group, e.host, e.terms, e.severity) for e in seen] == [
+        ("none", ("  Wat " + LONG)[:200], None, None, None, (), None),
+        ("none", "Kut School", None, None, None, (), None)]  # a search of only spaces is nothing to try a list on
