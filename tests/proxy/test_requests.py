@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import sqlite3
 import subprocess
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -255,6 +257,24 @@ def test_searches_and_hosts_are_kept_for_the_dry_run_without_pupils(lesson: Runn
     stored = json.dumps(rows(lesson, "SELECT * FROM events"))
     assert "Fotosynthese" not in stored and "vulkaan" not in stored and "lucht" not in stored
     assert "seen-" not in stored
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (Debian package curl)")
+def test_a_host_passed_through_undecrypted_is_kept_for_the_dry_run(tmp_path: Path, parent: Parent) -> None:
+    """With passthrough on, a host whose TLS is not decrypted (no request is ever seen) is still noted for the day."""
+    policy = tmp_path / "policy.toml"
+    text = (ROOT / "policies" / "primary.toml").read_text(encoding="utf-8")
+    policy.write_text(text.replace("safesearch = true", "safesearch = true\npassthrough = true"), encoding="utf-8")
+    running = start(tmp_path / "data", "--policy", str(policy), "--period", "lesson", "--upstream", parent.url)
+    try:
+        subprocess.run(["curl", "-s", "-o", "/dev/null", "--max-time", "10", "--cacert", running.lines["ca"],
+                        "-x", running.proxy, "https://www.doorgelaten-dryrun.nl/"], timeout=30, check=False)
+        tunnel = ("CONNECT", "www.doorgelaten-dryrun.nl:443", {"first-byte": "16"})  # the pupil's own ClientHello
+        assert until(lambda: tunnel in parent.seen, 5) is not None
+        hosts = wait_rows(running, "SELECT host, count FROM seen_hosts", bool)
+        assert {h["host"]: h["count"] for h in hosts} == {"www.doorgelaten-dryrun.nl": 1}
+    finally:
+        running.stop()
 
 
 # --- the per-day set of hosts, without a socket
