@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from starlette.testclient import TestClient
 
@@ -76,8 +78,41 @@ def csrf_of(html: str) -> str:
 
 
 def sign_in(client: TestClient, name: str, password: str = PASSWORD) -> str:
-    """Sign in as `name`; returns the session's CSRF token (read from a page's sign-out form)."""
+    """Sign in as `name` (after whoever was signed in); returns the session's CSRF token (from the sign-out form)."""
+    if "klaswacht" in client.cookies:
+        client.cookies.delete("klaswacht")
     token = csrf_of(client.get("/login").text)
     response = client.post("/login", data={"csrf": token, "name": name, "password": password})
     assert response.status_code == 303, response.text
     return csrf_of(client.get("/no-such-page").text)
+
+
+# A school for the tests of the live list and "This lesson": two groups, each with a teacher; care, IT, admin.
+# The timetable's clock stands on a Monday at 09:00 school time, in a lesson of the shipped primary policy's
+# default timetable that ends at 10:15; events, grants and bans keep real times.
+LESSON_CLOCK = datetime(2026, 11, 16, 9, 0, tzinfo=ZoneInfo("Europe/Amsterdam"))
+SCHOOL_STAFF = (("juf", "teacher", ["groep 7-8"]), ("meester", "teacher", ["groep 5-6"]), ("zorg", "care", []),
+                ("ict", "it", []), ("beheer", "admin", []))
+SCHOOL_PUPILS = (RosterRow("1001", "Anna de Vries", "groep 7-8"), RosterRow("1002", "Bram Jansen", "groep 5-6"),
+                 RosterRow("1003", "Chris Bakker", "groep 7-8"))
+
+
+def open_school(data_dir: Path) -> dict[str, str]:
+    """SCHOOL_STAFF and SCHOOL_PUPILS in the store; returns pupil number -> pseudonymous id."""
+    add_staff(data_dir, *SCHOOL_STAFF)
+    return add_pupils(data_dir, *SCHOOL_PUPILS)
+
+
+def stored_state(data_dir: Path) -> tuple[object, ...]:
+    """Everything a staff action can change (items' states and answers, grants, bans): equal before and after
+    a refused request."""
+
+    async def work(store: Store) -> tuple[object, ...]:
+        since = datetime(2000, 1, 1, tzinfo=UTC)
+        items = [(i["id"], i["state"], i["note"], i["answer"])
+                 for i in await store.feed(since=since, states=("new", "seen", "closed"))]
+        grants = [(g["id"], g["until"]) for g in await store.active("grant")]
+        bans = [(b["id"], b["until"]) for b in await store.active("ban")]
+        return tuple(sorted(items)), tuple(sorted(grants)), tuple(sorted(bans))
+
+    return with_store(data_dir, work)
