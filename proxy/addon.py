@@ -18,6 +18,7 @@ look into (`tls_clienthello`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import time
@@ -33,7 +34,7 @@ from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.utils.htpasswd import HtpasswdFile
 
 from filters.decide import Context, Facts, Verdict, decide
-from filters.hosts import HostLists, clean_host
+from filters.hosts import clean_host
 from filters.interception import Interception, interception
 from filters.policy import PERIODS, Policy, PolicyError
 from filters.safesearch import enforce_safesearch
@@ -400,13 +401,18 @@ class Klaswacht:
             # For IT's dry run: the search as typed, with no pupil, device, group or host.
             self.store.record(Event(SEEN_SEARCH, "none", text=query[:SEEN_TEXT]))
         verdict = decide(Facts(host, query), context)
+        if verdict.rule == "closed-category" and not verdict.terms:
+            # The host list's entry that closed it, as a search block names its terms: the block event and a
+            # pupil's request to open it name the same list entry (IT's over-blocking view joins them).
+            entry = context.hosts.lookup(host)
+            verdict = dataclasses.replace(verdict, terms=(entry.domain,) if entry else ())
         # For the addons after this one (outgoing content): who asked, in which group and period.
         flow.metadata["klaswacht_identity"] = Identity(address, pupil, group, context.period)
         flow.metadata["klaswacht_verdict"] = verdict
         self.metrics.verdict(verdict.action, verdict.rule, verdict.category)
         self._record(verdict, host, address, pupil, group, searched=query is not None)
         if verdict.action == "block":
-            page = block_page(verdict, self._request_for(verdict, host, context.hosts))
+            page = block_page(verdict, self._request_for(verdict, host))
             flow.response = http.Response.make(403, page, {
                 "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
             return
@@ -430,16 +436,13 @@ class Klaswacht:
         self.store.record(Event(verdict.action, verdict.rule, verdict.category, host, verdict.terms,
                                 pupil or self.store.client_for(address), group, severity))
 
-    def _request_for(self, verdict: Verdict, host: str, hosts: HostLists) -> Request | None:
+    def _request_for(self, verdict: Verdict, host: str) -> Request | None:
         """What the block page's "Ik heb dit nodig voor mijn opdracht" form sends, for a block that a
         teacher's grant can lift for a lesson; None for any other block."""
         assert self.policy is not None
         if verdict.rule not in REQUEST_RULES or verdict.category in (None, *self.policy.never_open):
             return None
-        if verdict.rule == "search-words":
-            return Request(verdict.rule, verdict.category, clean_host(host), verdict.terms)
-        entry = hosts.lookup(host)
-        return Request(verdict.rule, verdict.category, clean_host(host), (entry.domain,) if entry else ())
+        return Request(verdict.rule, verdict.category, clean_host(host), verdict.terms)
 
     def _note_host(self, host: str) -> None:
         """Record `host` for IT's dry run the first time this worker sees it on the school's local day."""
