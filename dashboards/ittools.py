@@ -33,6 +33,7 @@ EXPLAIN_HOST = "www.google.com"  # where a bare search text is taken to be typed
 MAX_EXPLAIN = 2000  # characters of the text to explain
 OVERBLOCKING_DAYS = 28
 MAX_OVERBLOCKING_ROWS = 300
+MAX_DRYRUN_ROWS = 300  # rows shown per table of a dry run's outcome (the most seen first)
 GRAFANA = HERE / "grafana"
 WEEKDAYS = ("ma", "di", "wo", "do", "vr", "za", "zo")
 
@@ -149,7 +150,7 @@ async def explain_page(request: Request, staff: Staff) -> Response:
 def _dryrun_form(request: Request, staff: Staff, *, status_code: int = 200, **context: Any) -> Response:
     values = {"file": "", "add": "", "remove": "", "result": None, "error": None, "error_values": {}} | context
     return render(request, "it_dryrun.html", staff, status_code, files=_lists(request).files, days=DRY_RUN_DAYS,
-                  max_lines=MAX_LINES, max_chars=MAX_LINE, **values)
+                  max_lines=MAX_LINES, max_chars=MAX_LINE, shown=MAX_DRYRUN_ROWS, **values)
 
 
 def relative_name(file: str, folders: list[Path]) -> str:

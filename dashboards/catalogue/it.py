@@ -131,6 +131,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "it.dryrun.changed": ("Ander verschil (melding, categorie)", "Another difference (alert, category)"),
     "it.dryrun.none": ("Geen verschil voor de zoekopdrachten en websites van de laatste dagen.",
                        "No difference for the searches and websites of the last days."),
+    "it.dryrun.more": ("En nog {n} die minder vaak gezien zijn (niet getoond).",
+                       "And {n} more that were seen less often (not shown)."),
     "it.dryrun.what": ("Zoekopdracht of website", "Search or website"),
     "it.dryrun.kind.search": ("zoekopdracht", "search"),
     "it.dryrun.kind.host": ("website", "website"),

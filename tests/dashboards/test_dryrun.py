@@ -233,3 +233,15 @@ def test_read_list_files_matches_what_the_dry_run_is_given(lists: Path) -> None:
     files = read_list_files([lists], POLICY)
     assert [(c, t) for _, c, t in files.terms] == [("coarse", "kut*\n"), ("sex", "seks\n")]
     assert [(c, t) for _, c, t in files.hosts] == [("social", "tiktok.com\n")]
+
+
+def test_long_outcomes_show_the_most_seen_and_count_the_rest(client: TestClient, lists: Path, data_dir: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the cap a table shows the most seen rows and says how many more there are."""
+    monkeypatch.setattr("dashboards.ittools.MAX_DRYRUN_ROWS", 1)
+    record(data_dir, Event("seen-search", "none", text="pokemon go"))
+    token = sign_in(client, "ict")
+    page = client.post("/it/dryrun", data={"csrf": token, "file": str(lists / "nl/coarse.txt"),
+                                           "add": "pokemon"}).text
+    assert [row[:2] for row in _table(page, "dryrun-blocked")] == [["zoekopdracht: pokemon kaarten", "2"]]
+    assert "En nog 1 die minder vaak gezien zijn" in page and "pokemon go" not in page.split("<form", 1)[1]

@@ -227,3 +227,14 @@ def test_english_page_has_no_raw_catalogue_keys(client: TestClient) -> None:
         assert not re.search(rf"(^|\s){re.escape(key)}($|\s)", text), key
     assert not re.search(r"(^|\s)reports\.[a-z_.-]+", text)
     assert all(len(texts) == 2 and all(texts) for texts in reports_catalogue.MESSAGES.values())
+
+
+@pytest.mark.parametrize("pattern", ["reports*.html", "it*.html", "accounts*.html"])
+def test_every_literal_key_in_the_templates_is_in_the_catalogue(pattern: str) -> None:
+    """Each t("key") written out in the reports, IT and accounts templates has Dutch and English text."""
+    templates = sorted((Path(__file__).parents[2] / "dashboards" / "templates").glob(pattern))
+    assert templates
+    keys = {key for path in templates for key in re.findall(r"""\bt\(["']([a-z_.-]+)["']""", path.read_text())}
+    # A key ending in "." is the prefix of a key made in the template ("role." ~ role): some key must start so.
+    assert keys and not sorted(k for k in keys if k not in MESSAGES and not (
+        k.endswith(".") and any(m.startswith(k) for m in MESSAGES)))
