@@ -1,0 +1,496 @@
+"""The live list (`/`), its actions and requests, and `/live`, through the real app over a real SQLite store."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx2
+import pytest
+import uvicorn
+from dashboard_helpers import (
+    LESSON_CLOCK,
+    PASSWORD,
+    app_client,
+    csrf_of,
+    open_school,
+    record,
+    sign_in,
+    stored_state,
+    with_store,
+)
+from starlette.testclient import TestClient
+
+from dashboards.app import create_app
+from dashboards.catalogue import MESSAGES
+from dashboards.config import DashboardConfig
+from filters.decide import RULES
+from filters.hosts import HOST_CATEGORIES
+from filters.terms import CATEGORIES
+from klaswacht.store import Event, Store
+from klaswacht.store.model import ALERT_STATES, ANSWERS, FEED_ACTIONS, QUIET_RULES
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "dashboards" / "templates"
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+@dataclass
+class School:
+    data_dir: Path
+    pupils: dict[str, str]  # pupil number -> pseudonymous id
+    items: dict[str, str]  # first term of each event -> its id
+
+
+def _base_time() -> datetime:
+    """Half a minute ago, but never before today's local midnight (the list shows today only)."""
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.astimezone(AMSTERDAM).date(), datetime.min.time(), AMSTERDAM)
+    return max(now - timedelta(seconds=30), midnight.astimezone(UTC))
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Accounts and roster made once (argon2 is slow on purpose); each test gets a copy."""
+    data_dir = tmp_path_factory.mktemp("school")
+    open_school(data_dir)
+    return data_dir
+
+
+@pytest.fixture
+def school(tmp_path: Path, template: Path) -> School:
+    pupils = open_school(tmp_path, template)
+    anna, bram, chris = pupils["1001"], pupils["1002"], pupils["1003"]
+    base = _base_time()
+    events = [
+        Event("alert", "threat", "threat", "web.whatsapp.com", ("ik maak je af",), bram, "groep 5-6", "severe"),
+        Event("block", "closed-category", "chat", "discord.com", ("discord.com",), bram, "groep 5-6"),
+        Event("block", "search-words", "sex", "www.google.com", ("seks",), anna, "groep 7-8"),
+        Event("request", "closed-category", "social", "www.tiktok.com", ("tiktok.com",), anna, "groep 7-8"),
+        Event("request", "search-words", "violence", "www.google.com", ("mes",), chris, "groep 7-8"),
+        Event("block", "closed-category", "social", "www.instagram.com", ("instagram.com",), "d-00aa11bb22cc33dd",
+              "groep 7-8"),
+    ]
+    record(tmp_path, *(Event(e.action, e.rule, e.category, e.host, e.terms, e.client, e.group, e.severity,
+                             time=base + timedelta(seconds=n)) for n, e in enumerate(events)))
+    return School(tmp_path, pupils, {item["terms"][0]: item["id"] for item in _items(tmp_path)})
+
+
+@pytest.fixture
+def client(school: School) -> Iterator[TestClient]:
+    with app_client(school.data_dir, fake_clock=LESSON_CLOCK, live_interval=0.05) as c:
+        yield c
+
+
+def _items(data_dir: Path) -> list[dict[str, object]]:
+    async def work(store: Store) -> list[dict[str, object]]:
+        return await store.feed(since=datetime(2000, 1, 1, tzinfo=UTC), states=ALERT_STATES)
+
+    return with_store(data_dir, work)
+
+
+def _item(data_dir: Path, item_id: str) -> dict[str, object]:
+    return next(i for i in _items(data_dir) if i["id"] == item_id)
+
+
+def _active_grants(data_dir: Path) -> list[dict[str, object]]:
+    async def work(store: Store) -> list[dict[str, object]]:
+        return list(await store.active("grant"))
+
+    return with_store(data_dir, work)
+
+
+def _listed_ids(html: str) -> list[str]:
+    return re.findall(r'<li class="card item[^"]*"[^>]*data-id="([^"]+)"', html)
+
+
+def test_teacher_sees_the_items_of_their_own_groups_and_nothing_of_other_groups(school: School,
+                                                                               client: TestClient) -> None:
+    """A teacher's list holds their group's blocks and requests; the other group's pupils are not named."""
+    sign_in(client, "juf")
+    html = client.get("/").text
+    assert set(_listed_ids(html)) == {school.items[t] for t in ("seks", "tiktok.com", "mes", "instagram.com")}
+    assert "Anna de Vries" in html and "Chris Bakker" in html
+    assert "Bram Jansen" not in html and "discord.com" not in html and "ik maak je af" not in html
+
+
+def test_care_sees_severe_alerts_of_the_whole_school_but_not_plain_blocks_of_other_groups(
+        school: School, client: TestClient) -> None:
+    """Care staff without groups see the severe threat of group 5-6 and nothing else."""
+    sign_in(client, "zorg")
+    html = client.get("/").text
+    assert _listed_ids(html) == [school.items["ik maak je af"]]
+    assert "Bram Jansen" in html and "Anna de Vries" not in html and "discord.com" not in html
+
+
+def test_severe_items_come_first_and_are_marked_with_a_badge_in_words(school: School, client: TestClient) -> None:
+    """The older severe alert is listed above the newer block, with class severe and the badge "Ernstig"."""
+    sign_in(client, "meester")
+    html = client.get("/").text
+    assert _listed_ids(html) == [school.items["ik maak je af"], school.items["discord.com"]]
+    assert re.search(r'<li class="card item severe"[^>]*data-severe="true"', html)
+    assert '<span class="badge severe">Ernstig</span>' in html
+    assert html.count('class="card item severe"') == 1
+
+
+def test_an_item_shows_time_rule_category_terms_host_and_state(school: School, client: TestClient) -> None:
+    """The blocked search shows its local time in a <time>, the rule, category, term, host and state."""
+    sign_in(client, "juf")
+    html = client.get("/").text
+    item = html[html.index(f'data-id="{school.items["seks"]}"'):]
+    item = item[:item.index("</li>")]
+    assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT[\d:.]+Z">\d\d:\d\d</time>', item)
+    for text in ("Verboden zoekwoorden", "seks", "<q>seks</q>", "www.google.com", "Status: Nieuw"):
+        assert text in item
+
+
+def test_a_device_outside_the_roster_shows_as_a_device_with_its_id(school: School, client: TestClient) -> None:
+    """A block from a device no roster names reads "apparaat d-…"."""
+    sign_in(client, "juf")
+    assert "apparaat d-00aa11bb22cc33dd" in client.get("/").text
+
+
+@pytest.mark.parametrize(("name", "home"), [("ict", "/it"), ("beheer", "/accounts")])
+def test_it_and_admin_are_sent_to_their_own_page_instead_of_the_list(client: TestClient, name: str,
+                                                                     home: str) -> None:
+    """IT and admin never see the list with names: `/` redirects them to their home page."""
+    sign_in(client, name)
+    response = client.get("/")
+    assert response.status_code == 303 and response.headers["location"] == home
+
+
+def test_the_list_needs_a_session(client: TestClient) -> None:
+    """Without a session `/` sends to the sign-in page."""
+    response = client.get("/")
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+def test_mark_seen_and_close_with_a_note_change_the_item_and_return_to_the_list(school: School,
+                                                                                client: TestClient) -> None:
+    """Seen, then closed with a note: stored, a 303 back to the list, a confirmation shown."""
+    token = sign_in(client, "juf")
+    item_id = school.items["seks"]
+    response = client.post(f"/alerts/{item_id}", data={"csrf": token, "state": "seen", "back": "/"})
+    assert response.status_code == 303 and response.headers["location"] == "/"
+    assert _item(school.data_dir, item_id)["state"] == "seen"
+    assert "De melding is gemarkeerd als gezien." in client.get("/").text
+    response = client.post(f"/alerts/{item_id}", data={"csrf": token, "state": "closed", "note": " besproken ",
+                                                       "back": "/"})
+    assert response.status_code == 303
+    stored = _item(school.data_dir, item_id)
+    assert stored["state"] == "closed" and stored["note"] == "besproken" and stored["changed_by"] == "juf"
+
+
+def test_closed_items_show_only_with_the_toggle(school: School, client: TestClient) -> None:
+    """A closed item leaves the list, and comes back with ?closed=1 showing who closed it and the note."""
+    token = sign_in(client, "juf")
+    item_id = school.items["seks"]
+    client.post(f"/alerts/{item_id}", data={"csrf": token, "state": "closed", "note": "gesprek gehad"})
+    assert item_id not in _listed_ids(client.get("/").text)
+    html = client.get("/?closed=1").text
+    assert item_id in _listed_ids(html)
+    assert "gesprek gehad" in html and "Afgesloten door juf" in html and 'href="/"' in html
+
+
+@pytest.mark.parametrize("form", [{"state": "closed", "note": "x" * 501}, {"state": "new"}, {"state": "gone"}, {}])
+def test_bad_state_changes_are_refused_and_change_nothing(school: School, client: TestClient,
+                                                          form: dict[str, str]) -> None:
+    """A note over 500 characters or a state other than seen/closed gets a 400 page; nothing is stored."""
+    token = sign_in(client, "juf")
+    before = stored_state(school.data_dir)
+    response = client.post(f"/alerts/{school.items['seks']}", data={"csrf": token, **form})
+    assert response.status_code == 400
+    assert stored_state(school.data_dir) == before
+
+
+def test_a_request_shows_the_two_answer_buttons(school: School, client: TestClient) -> None:
+    """A pupil's request has the buttons "Toestaan voor deze les" and "Nee" in a plain form."""
+    sign_in(client, "juf")
+    html = client.get("/").text
+    item = html[html.index(f'data-id="{school.items["tiktok.com"]}"'):]
+    item = item[:item.index("</li>")]
+    assert f'action="/alerts/{school.items["tiktok.com"]}/answer"' in item
+    assert '<button type="submit" name="answer" value="granted">Toestaan voor deze les</button>' in item
+    assert '<button type="submit" name="answer" value="refused" class="secondary">Nee</button>' in item
+
+
+def test_refusing_a_request_closes_it_and_opens_nothing(school: School, client: TestClient) -> None:
+    """"Nee" closes the request with the answer refused; no grant is made."""
+    token = sign_in(client, "juf")
+    item_id = school.items["tiktok.com"]
+    response = client.post(f"/alerts/{item_id}/answer", data={"csrf": token, "answer": "refused"})
+    assert response.status_code == 303 and response.headers["location"] == "/"
+    stored = _item(school.data_dir, item_id)
+    assert (stored["state"], stored["answer"]) == ("closed", "refused")
+    assert _active_grants(school.data_dir) == []
+
+
+def test_granting_a_host_request_opens_its_domain_for_the_group_until_the_lesson_ends(
+        school: School, client: TestClient) -> None:
+    """Allowed at 09:00 school time: tiktok.com opens for groep 7-8 until 10:15, in the proxy's snapshot too."""
+    token = sign_in(client, "juf")
+    item_id = school.items["tiktok.com"]
+    before = datetime.now(UTC)
+    response = client.post(f"/alerts/{item_id}/answer", data={"csrf": token, "answer": "granted"})
+    assert response.status_code == 303
+    stored = _item(school.data_dir, item_id)
+    assert (stored["state"], stored["answer"]) == ("closed", "granted")
+    [grant] = _active_grants(school.data_dir)
+    assert (grant["group_name"], grant["what"], grant["actor"]) == ("groep 7-8", "tiktok.com", "juf")
+    until = datetime.fromisoformat(str(grant["until"]))
+    # The fake clock said 09:00 a moment ago; the lesson ends at 10:15: 75 minutes from now, on the real clock.
+    assert before + timedelta(minutes=75) - timedelta(seconds=5) < until < datetime.now(UTC) + timedelta(minutes=75)
+    assert "tiktok.com open voor groep 7-8 tot 10:15" in client.get("/").text
+
+    async def snapshot(store: Store) -> frozenset[str]:
+        return (await store.refresh_snapshot()).grants_for("groep 7-8", datetime.now(UTC))
+
+    assert with_store(school.data_dir, snapshot) == {"tiktok.com"}
+
+
+def test_granting_a_search_words_request_opens_the_category(school: School, client: TestClient) -> None:
+    """A request about blocked search words opens their category (violence) for the group."""
+    token = sign_in(client, "juf")
+    client.post(f"/alerts/{school.items['mes']}/answer", data={"csrf": token, "answer": "granted"})
+    assert [(g["group_name"], g["what"]) for g in _active_grants(school.data_dir)] == [("groep 7-8", "violence")]
+
+
+def test_a_request_is_answered_once(school: School, client: TestClient) -> None:
+    """A second answer to a closed request changes nothing and makes no second grant."""
+    token = sign_in(client, "juf")
+    item_id = school.items["tiktok.com"]
+    client.post(f"/alerts/{item_id}/answer", data={"csrf": token, "answer": "refused"})
+    response = client.post(f"/alerts/{item_id}/answer", data={"csrf": token, "answer": "granted"})
+    assert response.status_code == 303
+    assert _item(school.data_dir, item_id)["answer"] == "refused" and _active_grants(school.data_dir) == []
+    assert "Dit verzoek was al beantwoord." in client.get("/").text
+
+
+@pytest.mark.parametrize("form", [{"answer": "granted"}, {"answer": "maybe"}])
+def test_only_requests_take_an_answer_and_only_the_two_answers(school: School, client: TestClient,
+                                                               form: dict[str, str]) -> None:
+    """Answering a plain block, or with an unknown answer, is a 400 and changes nothing."""
+    token = sign_in(client, "juf")
+    before = stored_state(school.data_dir)
+    target = school.items["seks"] if form["answer"] == "granted" else school.items["tiktok.com"]
+    assert client.post(f"/alerts/{target}/answer", data={"csrf": token, **form}).status_code == 400
+    assert stored_state(school.data_dir) == before
+
+
+# Each state-changing endpoint of the list against every way it must refuse: (who signs in, CSRF, item).
+# "own" is an item of juf's group that fits the endpoint: the blocked search, or the request for the answers.
+REFUSALS = [
+    pytest.param(None, "right", "own", 303, id="no-session"),
+    pytest.param("juf", "missing", "own", 403, id="missing-csrf"),
+    pytest.param("juf", "wrong", "own", 403, id="wrong-csrf"),
+    pytest.param("ict", "right", "own", 403, id="it-role"),
+    pytest.param("beheer", "right", "own", 403, id="admin-role"),
+    pytest.param("meester", "right", "own", 403, id="other-groups-teacher"),
+    pytest.param("juf", "right", "ik maak je af", 403, id="teacher-on-other-groups-severe-alert"),
+    pytest.param("zorg", "right", "tiktok.com", 403, id="care-on-a-plain-request-of-another-group"),
+]
+ENDPOINTS = [
+    pytest.param("/alerts/{id}", {"state": "closed", "note": "weg"}, id="state"),
+    pytest.param("/alerts/{id}/answer", {"answer": "granted"}, id="answer-granted"),
+    pytest.param("/alerts/{id}/answer", {"answer": "refused"}, id="answer-refused"),
+]
+
+
+@pytest.mark.parametrize(("path", "form"), ENDPOINTS)
+@pytest.mark.parametrize(("who", "csrf", "term", "status"), REFUSALS)
+def test_every_list_action_refuses_whoever_may_not_and_changes_nothing(
+        school: School, client: TestClient, path: str, form: dict[str, str], who: str | None, csrf: str,
+        term: str, status: int) -> None:
+    """No session: to the sign-in page; bad CSRF, a role without the list, another group's item: 403."""
+    if term == "own":
+        term = "tiktok.com" if path.endswith("/answer") else "seks"
+    item_id = school.items[term]
+    token = csrf_of(client.get("/login").text) if who is None else sign_in(client, who)
+    data = dict(form)
+    if csrf == "right":
+        data["csrf"] = token
+    elif csrf == "wrong":
+        data["csrf"] = token[::-1] + "x"
+    before = stored_state(school.data_dir)
+    response = client.post(path.format(id=item_id), data=data)
+    assert response.status_code == status
+    if status == 303:
+        assert response.headers["location"].startswith("/login")
+    assert stored_state(school.data_dir) == before
+
+
+def test_care_may_refuse_a_request_of_their_own_group_but_not_grant_it(tmp_path: Path) -> None:
+    """Care staff with a group answer its requests "no", but granting is a teacher's: 403."""
+    pupils = open_school(tmp_path)
+
+    async def work(store: Store) -> None:
+        await store.add_user("test", "ib", "care", PASSWORD, ["groep 7-8"])
+        store.record(Event("request", "closed-category", "social", "www.tiktok.com", ("tiktok.com",),
+                           pupils["1001"], "groep 7-8"))
+
+    with_store(tmp_path, work)
+    [item] = _items(tmp_path)
+    with app_client(tmp_path, fake_clock=LESSON_CLOCK) as client:
+        token = sign_in(client, "ib")
+        html = client.get("/").text
+        assert "Toestaan voor deze les" not in html and ">Nee</button>" in html
+        before = stored_state(tmp_path)
+        assert client.post(f"/alerts/{item['id']}/answer", data={"csrf": token, "answer": "granted"}
+                           ).status_code == 403
+        assert stored_state(tmp_path) == before
+        assert client.post(f"/alerts/{item['id']}/answer", data={"csrf": token, "answer": "refused"}
+                           ).status_code == 303
+    assert _item(tmp_path, str(item["id"]))["answer"] == "refused"
+
+
+# --- /live
+
+def _read_events(lines: Iterator[str], wanted: int, deadline: float) -> list[str]:
+    """The data of the next `wanted` item events (lines joined), or fewer if `deadline` (monotonic) passes."""
+    found: list[str] = []
+    event, data = "", []
+    for line in lines:
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[6:] if line.startswith("data: ") else line[5:])
+        elif line == "":
+            if event == "item":
+                found.append("\n".join(data))
+            event, data = "", []
+            if len(found) >= wanted:
+                break
+        if time.monotonic() > deadline:
+            break
+    return found
+
+
+def test_live_sends_a_new_item_of_own_groups_as_the_html_of_the_list(school: School, client: TestClient) -> None:
+    """An event recorded after the stream opened arrives as `event: item` with the list item's escaped HTML."""
+    sign_in(client, "juf")
+    pupils = school.pupils
+    with client.stream("GET", "/live") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.iter_lines()
+        first = _read_events(lines, wanted=4, deadline=time.monotonic() + 10)  # today's last 15 minutes
+        assert len(first) == 4
+        started = time.monotonic()
+        record(school.data_dir,
+               Event("alert", "threat", "threat", "web.whatsapp.com", ("nog een dreiging",), pupils["1002"],
+                     "groep 5-6", "severe"),
+               Event("block", "search-words", "sex", "www.google.com", ("<b>vet</b>",), pupils["1003"], "groep 7-8"))
+        [new] = _read_events(lines, wanted=1, deadline=time.monotonic() + 10)
+        assert time.monotonic() - started < 2
+    assert new.startswith('<li class="card item"') and new.endswith("</li>")
+    assert "Chris Bakker" in new and "&lt;b&gt;vet&lt;/b&gt;" in new and "<b>vet" not in new
+    assert 'name="csrf"' in new and "Bram Jansen" not in "".join(first) + new
+
+
+def test_live_needs_a_session_and_the_list_permission(client: TestClient) -> None:
+    """No session: 401; IT: 403 (no stream of pupils' names for them)."""
+    assert client.get("/live").status_code == 401
+    sign_in(client, "ict")
+    assert client.get("/live").status_code == 403
+
+
+class _Uvicorn:
+    """The dashboard under a real uvicorn on 127.0.0.1 (a free port), in a thread, as serve.py runs it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        app = create_app(DashboardConfig(data_dir=data_dir, fake_clock=LESSON_CLOCK, live_interval=0.05))
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="on",
+                                                    timeout_graceful_shutdown=3))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> _Uvicorn:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+    def signed_in(self, name: str) -> httpx2.Client:
+        http = httpx2.Client(base_url=self.url, timeout=5)
+        token = csrf_of(http.get("/login").text)
+        assert http.post("/login", data={"csrf": token, "name": name, "password": PASSWORD}).status_code == 303
+        return http
+
+
+def test_live_over_uvicorn_delivers_within_two_seconds_ends_with_the_client_and_lets_the_server_stop(
+        school: School) -> None:
+    """Over real HTTP an item arrives within 2 s; a closed connection ends the stream; an open one does not hold
+    up the server's stop beyond its graceful timeout."""
+    with _Uvicorn(school.data_dir) as running:
+        http = running.signed_in("juf")
+        with http.stream("GET", "/live") as response:
+            lines = response.iter_lines()
+            assert len(_read_events(lines, wanted=4, deadline=time.monotonic() + 10)) == 4
+            started = time.monotonic()
+            record(school.data_dir, Event("block", "search-words", "sex", "www.google.com", ("nieuw",),
+                                          school.pupils["1001"], "groep 7-8"))
+            [new] = _read_events(lines, wanted=1, deadline=time.monotonic() + 5)
+            assert time.monotonic() - started < 2 and "<q>nieuw</q>" in new
+        deadline = time.monotonic() + 5
+        while running.server.server_state.tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not running.server.server_state.tasks, "the stream went on after the client left"
+        with http.stream("GET", "/live") as response:
+            lines = response.iter_lines()  # kept: a dropped iterator would close the connection
+            assert _read_events(lines, wanted=1, deadline=time.monotonic() + 10)
+            stopping = time.monotonic()
+            running.server.should_exit = True
+            running.thread.join(10)
+            # uvicorn waits for open responses up to its graceful timeout (3 s, as serve.py), then cancels them.
+            assert not running.thread.is_alive() and time.monotonic() - stopping < 3 + 2
+        http.close()
+
+
+# --- the catalogue
+
+def _template_keys(*names: str) -> set[str]:
+    """The literal keys of t("...") in these templates; a key built in the template ends in "." and is left out
+    (the tests name its values)."""
+    keys: set[str] = set()
+    for name in names:
+        keys |= set(re.findall(r"""\bt\(\s*["']([a-z_.-]+)["']""", (TEMPLATES / name).read_text(encoding="utf-8")))
+    return {key for key in keys if not key.endswith(".")}
+
+
+def test_every_message_of_the_list_exists_in_dutch_and_english() -> None:
+    """Keys used by the templates and the labels of actions, rules, categories, states and answers all exist,
+    each with two non-empty texts."""
+    keys = _template_keys("feed.html", "feed_item.html")
+    keys |= {f"feed.action.{a}" for a in FEED_ACTIONS} | {f"feed.state.{s}" for s in ALERT_STATES}
+    keys |= {f"feed.answer.{a}" for a in ANSWERS} | {f"feed.category.{c}" for c in (*CATEGORIES, *HOST_CATEGORIES)}
+    keys |= {f"feed.rule.{r}" for r in RULES if r not in (*QUIET_RULES, "allow-list", "grant", "none")}
+    keys |= {"feed.rule.report", "feed.flash.seen", "feed.flash.closed"}
+    assert keys - MESSAGES.keys() == set()
+    for key, texts in MESSAGES.items():
+        if key.startswith("feed."):
+            assert len(texts) == 2 and all(text.strip() for text in texts), key
+
+
+def test_the_list_in_english_shows_no_raw_message_keys(school: School, client: TestClient) -> None:
+    """With the language cookie "en" every text of the list (teacher and care) is English, none a bare key."""
+    client.cookies.set("lang", "en")
+    for name, text in (("juf", "Allow for this lesson"), ("zorg", "Severe")):
+        sign_in(client, name)
+        html = client.get("/?closed=1").text
+        assert '<html lang="en">' in html and "Alerts" in html and text in html
+        assert not re.findall(r"(?<![/\w.-])(?:feed|lessons|common|error)\.[a-z]", html)
