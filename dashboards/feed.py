@@ -82,17 +82,21 @@ def _view(item: dict[str, Any], staff: Staff, clock: SchoolClock, lang: str) -> 
     category = label("feed.category", item["category"], lang)
     what = f"{rule} ({category})" if category else rule
     changed = from_iso(item["changed_at"]) if item.get("changed_at") else None
+    terms = [str(term) for term in item.get("terms") or []]
+    # A pupil's report keeps the rule of the block page it was sent from, not words they sought.
+    about = label("feed.rule", terms[0], lang) if item["action"] == "report" and terms else ""
     return {
         "id": item["id"], "time": item["time"], "hhmm": when, "pupil": pupil, "group": item.get("group_name") or "",
         "severe": severe, "action": label("feed.action", item["action"], lang), "rule": rule, "category": category,
-        "terms": item.get("terms") or [], "host": item.get("host") or "", "state": item["state"],
+        "terms": [] if about else terms, "about": about, "host": item.get("host") or "", "state": item["state"],
         "state_label": label("feed.state", item["state"], lang), "note": item.get("note") or "",
         "answer": label("feed.answer", item.get("answer"), lang),
         "changed": translate("feed.changed", lang, state=label("feed.state", item["state"], lang),
                              name=item["changed_by"], time=clock.hhmm(changed))
         if changed and item.get("changed_by") else "",
         "request": item["action"] == "request" and item["state"] != "closed",
-        "may_grant": can(staff.role, "grant"),
+        # A request the block page could not confirm (no category) has nothing to open: it can only be refused.
+        "may_grant": can(staff.role, "grant") and bool(item.get("category")),
         "announce": translate("feed.announce.severe" if severe else "feed.announce", lang, pupil=pupil, what=what,
                               time=when),
     }

@@ -56,7 +56,10 @@ class SchoolClock:
         return local_time(instant + (self.timetable_now - self.real_now), self.zone)
 
     def hhmm(self, instant: datetime) -> str:
-        return self.local(instant).strftime("%H:%M")
+        """HH:MM on the school's clock, to the nearest second first: the store keeps milliseconds, so an end
+        at 10:15 can come back as 10:14:59.999."""
+        local = self.local(instant) + timedelta(microseconds=500_000)
+        return local.strftime("%H:%M")
 
     def instant(self, local: datetime) -> datetime:
         """The real aware UTC instant of a naive school wall-clock time on the timetable's clock."""

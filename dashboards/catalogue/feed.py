@@ -35,6 +35,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "feed.rule.personal-info": ("Persoonlijke gegevens versturen", "Sending personal information"),
     "feed.rule.threat": ("Dreigen of schelden in een bericht", "Threats or abuse in a message"),
     "feed.rule.report": ("De leerling meldt dat er iets mis is", "The pupil reports that something is wrong"),
+    "feed.rule.none": ("Onbekend", "Unknown"),
+    "feed.about": ("Bij de blokkade", "At the block"),
     "feed.category.coarse": ("grof taalgebruik", "coarse language"),
     "feed.category.violence": ("geweld", "violence"),
     "feed.category.sex": ("seks", "sex"),

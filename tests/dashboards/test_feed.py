@@ -283,6 +283,32 @@ def test_only_requests_take_an_answer_and_only_the_two_answers(school: School, c
     assert stored_state(school.data_dir) == before
 
 
+def _li(html: str, item_id: str) -> str:
+    item = html[html.index(f'data-id="{item_id}"'):]
+    return item[:item.index("</li>")]
+
+
+def test_a_report_names_its_block_and_an_unconfirmed_request_can_only_be_refused(school: School,
+                                                                                  client: TestClient) -> None:
+    """A pupil's report shows the rule of the block page it came from, not as words; a request whose category
+    the block page could not confirm offers only "Nee", and granting it is a 400 that changes nothing."""
+    anna, chris = school.pupils["1001"], school.pupils["1003"]
+    record(school.data_dir,
+           Event("report", "report", None, "www.google.com", ("search-words",), anna, "groep 7-8", "normal"),
+           Event("request", "none", None, "example.org", (), chris, "groep 7-8", "normal"))
+    ids = {str(i["action"]): str(i["id"]) for i in _items(school.data_dir) if i["rule"] in ("report", "none")}
+    token = sign_in(client, "juf")
+    html = client.get("/").text
+    report = _li(html, ids["report"])
+    assert "Bij de blokkade:</span> Verboden zoekwoorden" in report and "<q>search-words</q>" not in report
+    request = _li(html, ids["request"])
+    assert ">Nee</button>" in request and "Toestaan voor deze les" not in request
+    before = stored_state(school.data_dir)
+    assert client.post(f"/alerts/{ids['request']}/answer", data={"csrf": token, "answer": "granted"}
+                       ).status_code == 400
+    assert stored_state(school.data_dir) == before
+
+
 # Each state-changing endpoint of the list against every way it must refuse: (who signs in, CSRF, item).
 # "own" is an item of juf's group that fits the endpoint: the blocked search, or the request for the answers.
 REFUSALS = [

@@ -167,7 +167,8 @@ def test_a_grant_until_the_end_of_the_lesson_lasts_until_the_break(school: Schoo
     grant = _new(school.data_dir, "grant", school.grant)
     assert (grant["group_name"], grant["what"], grant["actor"]) == ("groep 7-8", "chat", "juf")
     assert _close_to(_until(grant), datetime.now(UTC) + timedelta(minutes=75))
-    assert "Chat open voor groep 7-8 tot 10:15" in client.get("/lesson").text
+    html = client.get("/lesson").text
+    assert "Chat open voor groep 7-8 tot 10:15" in html and re.search(r"data-countdown [^>]*>10:15</time>", html)
 
 
 def test_a_grant_for_a_pasted_address_opens_its_host_for_some_minutes(school: School, client: TestClient) -> None:
@@ -455,6 +456,8 @@ def test_the_end_of_the_lesson_is_the_real_now_plus_what_is_left_on_the_timetabl
     clock = _clock(datetime(2026, 11, 16, 9, 0))
     assert clock.until_lesson_end("groep 7-8") == (clock.real_now + timedelta(minutes=75), False)
     assert clock.hhmm(clock.real_now + timedelta(minutes=75)) == "10:15"
+    assert clock.hhmm(clock.real_now + timedelta(minutes=75, milliseconds=-1)) == "10:15"  # as the store rounds
+    assert clock.hhmm(clock.real_now + timedelta(minutes=75, seconds=-1)) == "10:14"
     assert clock.at_today(time(10, 45)) == clock.real_now + timedelta(minutes=105)
 
 
