@@ -64,6 +64,8 @@ WATCH_INTERVAL = 1.0
 # IT's dry run: a search text is kept this long; hosts are noted once a local day, at most this many a day.
 SEEN_TEXT = 200
 SEEN_HOSTS_A_DAY = 50_000
+# A report or request form is a few hundred bytes; only this much of a (forged) body is read.
+FORM_BYTES = 16 * 1024
 
 
 class Refused(Exception):
@@ -463,7 +465,8 @@ class Klaswacht:
         if flow.request.method != "POST":
             page = report_page(False)
         else:
-            form = parse_qs((flow.request.get_content(strict=False) or b"").decode("utf-8", "replace"))
+            body = (flow.request.get_content(strict=False) or b"")[:FORM_BYTES]
+            form = parse_qs(body.decode("utf-8", "replace"))
             if form.get("kind") == ["request"]:
                 self._record_request(flow, form)
                 page = request_page()

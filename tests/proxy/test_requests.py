@@ -349,3 +349,26 @@ async def _search_recorded() -> None:
     assert [(e.rule, e.text, e.client, e.group, e.host, e.terms, e.severity) for e in seen] == [
         ("none", ("  Wat " + LONG)[:200], None, None, None, (), None),
         ("none", "Kut School", None, None, None, (), None)]  # a search of only spaces is nothing to try a list on
+
+
+def test_only_the_start_of_a_long_form_is_read() -> None:
+    """Of a forged, oversized report-path body only the first FORM_BYTES are read: a field past them is not seen."""
+    asyncio.run(_long_form())
+
+
+async def _long_form() -> None:
+    addon = Klaswacht(ProxyMetrics(CollectorRegistry()))
+    store = RecordingStore()
+    with taddons.context(ProxyAuth(), addon) as tctx:
+        tctx.configure(addon, klaswacht_policy=str(ROOT / "policies" / "primary.toml"), klaswacht_period="lesson")
+        addon.store = store  # type: ignore[assignment]
+        for padding, rule in ((100, "search-words"), (proxy.addon.FORM_BYTES, "none")):
+            flow = tflow.tflow()
+            flow.request.method = "POST"
+            flow.request.url = "http://www.google.nl/.klaswacht/meld"
+            flow.request.content = f"kind=request&pad={'x' * padding}&rule=search-words&category=sex".encode()
+            addon.requestheaders(flow)
+            addon.request(flow)
+            assert flow.response is not None and b"Je vraag is naar je leerkracht gestuurd." in flow.response.content
+            assert [(e.action, e.rule) for e in store.recorded] == [("request", rule)]
+            store.recorded.clear()
