@@ -19,7 +19,9 @@ from browser_helpers import CHROMIUM, School, open_school
 from proxy_helpers import make_parent
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running in this thread while
+# it is open, and the tests after these ones call asyncio.run().
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"these tests drive Debian's chromium at {CHROMIUM}: install it with `apt-get install chromium` "
@@ -28,7 +30,7 @@ def playwright() -> Iterator[Playwright]:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     # The flags keep chromium off the closed network (no background fetches, no QUIC) and let it run as root.
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
