@@ -4,9 +4,8 @@ it is refused, and either way nothing stored changes."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import re
+from pathlib import Path
 
 import pytest
 from dashboard_helpers import app_client, open_school, sign_in, stored_state, with_store
