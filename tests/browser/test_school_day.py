@@ -163,3 +163,21 @@ def test_a_teacher_is_refused_another_teachers_group(browser: Browser, school: S
     time.sleep(1.5)  # past a snapshot refresh: a grant would be in force by now
     assert fetch(school.proxy, "http://www.instagram.com/")[0] == 403
     ctx.close()
+
+
+def test_reports_chart_the_day_for_care_staff(browser: Browser, school: School) -> None:
+    """After the day above, care staff see it counted per category and group, drawn by Chart.js and in tables."""
+    ctx, page = staff_page(browser, school, "zorg.ilse")
+    page.goto(f"{school.dashboard}/reports?days=7")
+    categories = page.locator("table", has=page.locator("caption", has_text="categorie"))
+    expect(categories).to_contain_text("sociale media")
+    expect(categories).to_contain_text("grof taalgebruik")
+    expect(page.locator("table", has=page.locator("caption", has_text="groep"))).to_contain_text("groep 7-8")
+    for chart in ("chart-days", "chart-categories", "chart-groups"):
+        drawn = page.wait_for_function(
+            "id => { const c = window.Chart && Chart.getChart(id); return c && c.data.datasets.length > 0; }",
+            arg=chart, timeout=5000)
+        assert drawn
+    expect(page.locator("body")).not_to_contain_text("Anna")  # counts only: no pupil in a report
+    screenshot(page, "school-reports")
+    ctx.close()
