@@ -44,7 +44,8 @@ def create_app(config: DashboardConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = Store(config.data_dir, events_days=policy.events_days, audit_days=policy.audit_days)
         # No background tasks: the dashboard records no events; the proxy owns writing and purging.
-        await store.open(background=False)
+        # Not strict: a database locked or gone at start gives pages that say so (503), not a dead dashboard.
+        await store.open(background=False, strict=False)
         app.state.store = store
         try:
             yield

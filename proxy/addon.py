@@ -115,6 +115,11 @@ def load_all(policy_file: str, folders: Sequence[str], strict_lists: bool) -> Lo
     return Loaded(policy, lists, zone, proxyauth)
 
 
+# Sec-Fetch-Dest of a page a pupil opens (browsers send it with every request; other clients send none,
+# and count as opening a page).
+_OPENED = frozenset({"document", "iframe", "frame"})
+
+
 def parse_fake_clock(text: str) -> datetime | None:
     """The instant of the klaswacht_fake_clock option ("" for the real clock); ValueError if unreadable.
 
@@ -399,8 +404,10 @@ class Klaswacht:
         context, pupil, group = self._context(address, str(auth[0]) if auth else None)
         host = flow.request.pretty_host
         self._note_host(host)
-        if query is not None and query.strip() and self.store is not None:
-            # For IT's dry run: the search as typed, with no pupil, device, group or host.
+        opened = flow.request.headers.get("Sec-Fetch-Dest", "document") in _OPENED
+        if query is not None and query.strip() and opened and self.store is not None:
+            # For IT's dry run: the search as typed, with no pupil, device, group or host (not every prefix
+            # the search box's autocomplete asked about while it was typed).
             self.store.record(Event(SEEN_SEARCH, "none", text=query[:SEEN_TEXT]))
         verdict = decide(Facts(host, query), context)
         if verdict.rule == "closed-category" and not verdict.terms:
@@ -412,7 +419,7 @@ class Klaswacht:
         flow.metadata["klaswacht_identity"] = Identity(address, pupil, group, context.period)
         flow.metadata["klaswacht_verdict"] = verdict
         self.metrics.verdict(verdict.action, verdict.rule, verdict.category)
-        self._record(verdict, host, address, pupil, group, searched=query is not None)
+        self._record(verdict, host, address, pupil, group, searched=query is not None, opened=opened)
         if verdict.action == "block":
             page = block_page(verdict, self._request_for(verdict, host))
             flow.response = http.Response.make(403, page, {
@@ -425,7 +432,7 @@ class Klaswacht:
                 flow.request.headers[name] = value
 
     def _record(self, verdict: Verdict, host: str, address: str, pupil: str | None, group: str,
-                searched: bool) -> None:
+                searched: bool, opened: bool = True) -> None:
         if self.store is None:
             return
         if verdict.action == "allow":
@@ -435,6 +442,10 @@ class Klaswacht:
         # A search alert is a self-harm signal (the policy's alert categories): severe, so care staff see it.
         # A plain block is an event for the reports, not an alert.
         severity = "severe" if verdict.alert else None
+        if not opened and severity is None:
+            # The favicon, scripts and autocomplete calls of a page are blocked too, but what a pupil did is
+            # the page they opened: its block is the one event (the metrics still count every verdict).
+            return
         self.store.record(Event(verdict.action, verdict.rule, verdict.category, host, verdict.terms,
                                 pupil or self.store.client_for(address), group, severity))
 

@@ -204,3 +204,21 @@ def test_unknown_page_is_a_friendly_404(client: TestClient) -> None:
     """An unknown address gets the dashboard's own page with status 404."""
     response = client.get("/bestaat-niet")
     assert response.status_code == 404 and "Deze pagina bestaat niet." in response.text
+
+
+def test_a_locked_database_gives_a_clear_page_and_the_dashboard_recovers(tmp_path: Path) -> None:
+    """With the database locked by another process at start, pages say so (503); unlocked, sign-in works."""
+    import sqlite3
+
+    _accounts(tmp_path)
+    lock = sqlite3.connect(tmp_path / "klaswacht.db", timeout=1)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        with TestClient(create_app(DashboardConfig(data_dir=tmp_path)), follow_redirects=False) as c:
+            page = c.get("/login")
+            assert page.status_code == 503 and "De database is even niet bereikbaar" in page.text
+            lock.rollback()
+            assert sign_in(c) == 303
+            assert c.get("/lesson").status_code == 200
+    finally:
+        lock.close()

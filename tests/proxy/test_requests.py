@@ -297,12 +297,14 @@ class RecordingStore:
         return "d-test"
 
 
-def driven(addon: Klaswacht, store: RecordingStore, *urls: str) -> list[Event]:
-    """Run the request hooks on a GET of each URL (no socket); the events recorded meanwhile."""
+def driven(addon: Klaswacht, store: RecordingStore, *urls: str, dest: str | None = None) -> list[Event]:
+    """Run the request hooks on a GET of each URL (no socket), with Sec-Fetch-Dest `dest` if given; the events."""
     store.recorded.clear()
     for url in urls:
         flow = tflow.tflow()
         flow.request.url = url
+        if dest is not None:
+            flow.request.headers["Sec-Fetch-Dest"] = dest
         addon.requestheaders(flow)
     return list(store.recorded)
 
@@ -372,3 +374,27 @@ async def _long_form() -> None:
             assert flow.response is not None and b"Je vraag is naar je leerkracht gestuurd." in flow.response.content
             assert [(e.action, e.rule) for e in store.recorded] == [("request", rule)]
             store.recorded.clear()
+
+
+@pytest.mark.parametrize(("dest", "kept"), [(None, True), ("document", True), ("iframe", True), ("image", False),
+                                            ("script", False), ("empty", False)])
+def test_only_the_page_a_pupil_opened_is_an_event(dest: str | None, kept: bool) -> None:
+    """A blocked favicon, script or autocomplete call is blocked but not recorded; the page opened is (and
+    a client that sends no Sec-Fetch-Dest counts as opening a page); so is its search text for the dry run."""
+    asyncio.run(_opened(dest, kept))
+
+
+async def _opened(dest: str | None, kept: bool) -> None:
+    addon = Klaswacht(ProxyMetrics(CollectorRegistry()))
+    store = RecordingStore()
+    with taddons.context(ProxyAuth(), addon) as tctx:
+        tctx.configure(addon, klaswacht_policy=str(ROOT / "policies" / "primary.toml"), klaswacht_period="lesson")
+        addon.store = store  # type: ignore[assignment]
+        recorded = driven(addon, store, "http://www.tiktok.com/favicon.ico",
+                          "http://www.google.nl/search?q=kutwijf", dest=dest)
+        severe = driven(addon, store, "http://www.google.nl/complete/search?q=ik+wil+zelfmoord+plegen", dest=dest)
+    blocks = [(e.host, e.rule) for e in recorded if e.action == "block"]
+    assert blocks == ([("www.tiktok.com", "closed-category"), ("www.google.nl", "search-words")] if kept else [])
+    assert any(e.action == "seen-search" for e in recorded) == kept
+    # A self-harm signal is recorded however it was asked: care staff must not miss it in an autocomplete call.
+    assert [e.severity for e in severe if e.action == "alert"] == ["severe"]
