@@ -61,7 +61,8 @@ def reason(verdict: Verdict) -> tuple[str, str]:
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;line-height:1.5;
 color:#1a1a1a;background:#fffdf7}h1{font-size:1.6rem}p.en{color:#444;border-top:1px solid #ddd;padding-top:1rem}
-form{margin:.75rem 0}button{font-size:1.1rem;padding:.6rem 1.2rem;border-radius:.5rem;border:2px solid #1d4e89;background:#1d4e89;
+form{margin:.75rem 0}
+button{font-size:1.1rem;padding:.6rem 1.2rem;border-radius:.5rem;border:2px solid #1d4e89;background:#1d4e89;
 color:#fff;cursor:pointer}button:focus{outline:3px solid #f5a623}
 """
 
