@@ -4,11 +4,18 @@ new items on the page within two seconds.
 
 Who sees what: a teacher everything of their own groups; care staff severe alerts of the whole school and
 everything of their own groups, if they have any. Every change loads the item again and checks it.
+
+Repeats collapse into one card: a blocked page that the browser fetches again (retries, /favicon.ico) is one
+thing that happened, not eight. Items with the same pupil, group, action, rule, category, host, terms, state
+and note are one card that shows the newest time and "3× sinds 09:02"; its forms carry the ids of all of them.
+Severe items, reports and requests are never collapsed: each is its own card.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
@@ -49,6 +56,12 @@ MAX_NOTE = 500
 LIVE_WINDOW = timedelta(minutes=15)  # how far back /live looks for items it has not sent yet
 PING_SECONDS = 15.0  # a comment line this often keeps proxies from closing an idle stream
 STREAM_SECONDS = 600.0  # then the stream ends and the browser reconnects (EventSource does so by itself)
+SINGLE_ACTIONS = ("report", "request")  # a pupil's deliberate act: never collapsed with another
+MAX_IDS = 200  # the ids one card's forms carry (the newest of its repeats), and one POST may change
+MAX_CARDS = 200  # cards on the page
+FEED_LIMIT = 2000  # items read for the list: more than its cards, since repeats collapse
+
+Card = list[dict[str, Any]]  # one card of the list: an item and its repeats, newest first
 
 
 def may_handle(staff: Staff, item: dict[str, Any]) -> bool:
@@ -62,19 +75,54 @@ def may_handle(staff: Staff, item: dict[str, Any]) -> bool:
 
 async def visible_items(store: Store, staff: Staff, since: datetime,
                         states: Iterable[str] = OPEN_STATES) -> list[dict[str, Any]]:
-    """The items `staff` sees since `since`: severe ones first, then newest first."""
+    """The items `staff` sees since `since` (the newest FEED_LIMIT of each query): severe ones first, then
+    newest first."""
     states = tuple(states)
     groups = sorted(staff.groups)
-    found = await store.feed(since=since, groups=groups, states=states)
+    found = await store.feed(since=since, groups=groups, states=states, limit=FEED_LIMIT)
     if staff.role == "care":
-        found += await store.feed(since=since, severities=(SEVERE,), states=states)
+        found += await store.feed(since=since, severities=(SEVERE,), states=states, limit=FEED_LIMIT)
     unique = {item["id"]: item for item in found if may_handle(staff, item)}
     newest_first = sorted(unique.values(), key=lambda i: (i["time"], i["id"]), reverse=True)
     return sorted(newest_first, key=lambda i: i["severity"] != SEVERE)
 
 
-def _view(item: dict[str, Any], staff: Staff, clock: SchoolClock, lang: str) -> dict[str, Any]:
-    """What the item partial shows, with every label in the reader's language."""
+def collapse_key(item: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What makes items repeats of one another; None for an item that is always a card of its own (severe, a
+    report, a request). The note is part of it: repeats closed at different times with different notes stay
+    apart under "show closed"."""
+    if item["severity"] == SEVERE or item["action"] in SINGLE_ACTIONS:
+        return None
+    return (item.get("client"), item.get("group_name"), item["action"], item["rule"], item.get("category"),
+            item.get("host"), tuple(str(term) for term in item.get("terms") or []), item["severity"],
+            item["state"], item.get("note"))
+
+
+def key_hash(key: tuple[Any, ...]) -> str:
+    """A short stable name of a collapse key for the page (data-key), by which feed.js finds the card again."""
+    return hashlib.sha256(json.dumps(key, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def collapse(items: Iterable[dict[str, Any]]) -> list[Card]:
+    """`items` (in the list's order) as cards, in the order of each card's first item: repeats together."""
+    cards: list[Card] = []
+    open_cards: dict[tuple[Any, ...], Card] = {}
+    for item in items:
+        key = collapse_key(item)
+        if key is None:
+            cards.append([item])
+        elif key in open_cards:
+            open_cards[key].append(item)
+        else:
+            open_cards[key] = [item]
+            cards.append(open_cards[key])
+    return cards
+
+
+def _view(card: Card, staff: Staff, clock: SchoolClock, lang: str) -> dict[str, Any]:
+    """What the item partial shows of a card (its newest item, and how often since when), with every label in
+    the reader's language."""
+    item = card[0]
     pupil = item.get("pupil_name") or translate("common.device", lang, id=item.get("client") or "?")
     when = clock.hhmm(from_iso(item["time"]))
     severe = item["severity"] == SEVERE
@@ -85,7 +133,7 @@ def _view(item: dict[str, Any], staff: Staff, clock: SchoolClock, lang: str) -> 
     terms = [str(term) for term in item.get("terms") or []]
     # A pupil's report keeps the rule of the block page it was sent from, not words they sought.
     about = label("feed.rule", terms[0], lang) if item["action"] == "report" and terms else ""
-    return {
+    view = {
         "id": item["id"], "time": item["time"], "hhmm": when, "pupil": pupil, "group": item.get("group_name") or "",
         "severe": severe, "action": label("feed.action", item["action"], lang), "rule": rule, "category": category,
         "terms": [] if about else terms, "about": about, "host": item.get("host") or "", "state": item["state"],
@@ -97,8 +145,16 @@ def _view(item: dict[str, Any], staff: Staff, clock: SchoolClock, lang: str) -> 
         "request": item["action"] == "request" and item["state"] != "closed",
         # A request the block page could not confirm (no category) has nothing to open: it can only be refused.
         "may_grant": can(staff.role, "grant") and bool(item.get("category")),
-        "announce": translate("feed.announce.severe" if severe else "feed.announce", lang, pupil=pupil, what=what,
-                              time=when),
+    }
+    key = collapse_key(item)
+    repeats = translate("feed.repeats", lang, count=len(card), time=clock.hhmm(from_iso(card[-1]["time"]))) \
+        if len(card) > 1 else ""
+    return view | {
+        "key": key_hash(key) if key else "", "count": len(card), "repeats": repeats,
+        # The forms act on every repeat shown (the newest MAX_IDS; the path names the newest).
+        "ids": " ".join(str(i["id"]) for i in card[1:MAX_IDS]),
+        "announce": translate("feed.announce.severe" if severe else "feed.announce.repeat" if repeats
+                              else "feed.announce", lang, pupil=pupil, what=what, time=when, repeats=repeats),
     }
 
 
@@ -120,7 +176,8 @@ async def feed_page(request: Request, staff: Staff) -> Response:
     clock = school_clock(request)
     lang = language(request)
     items = await visible_items(store_of(request), staff, clock.midnight(), ALL_STATES if show_closed else OPEN_STATES)
-    return render(request, "feed.html", staff, items=[_view(item, staff, clock, lang) for item in items],
+    cards = collapse(items)[:MAX_CARDS]
+    return render(request, "feed.html", staff, items=[_view(card, staff, clock, lang) for card in cards],
                   back="/?closed=1" if show_closed else "/", show_closed=show_closed,
                   groups=", ".join(sorted(staff.groups)))
 
@@ -131,11 +188,28 @@ def _sse(event: str, ident: str, data: str) -> str:
     return f"event: {event}\nid: {ident}\n{lines}\n"
 
 
+async def _live_cards(store: Store, staff: Staff, clock: SchoolClock, fresh: list[dict[str, Any]]) -> list[Card]:
+    """The cards that `fresh` items make or change, oldest first (so the newest ends on top of the page).
+
+    An item that repeats another comes as the whole card of its key, read again over today's items: the page
+    replaces the card it shows with that key. One card per key, however many repeats came in this pass.
+    """
+    cards = [[item] for item in fresh if collapse_key(item) is None]
+    keys = {key for key in map(collapse_key, fresh) if key is not None}
+    if keys:
+        today = {collapse_key(card[0]): card for card in collapse(await visible_items(store, staff, clock.midnight()))}
+        cards += [today[key] for key in keys if key in today]
+        # Items of the window from before midnight, or beyond today's FEED_LIMIT: cards of what came now.
+        cards += collapse(item for item in fresh if collapse_key(item) in keys - today.keys())
+    return sorted(cards, key=lambda card: (card[0]["time"], card[0]["id"]))
+
+
 async def _live_events(request: Request, staff: Staff) -> AsyncIterator[str]:
     """New items of the staff member's scope as they arrive, until the client goes or the stream's time is up.
 
-    Each pass reads the last LIVE_WINDOW and sends what it has not sent; the page skips what it shows already.
-    Cancellation (uvicorn stopping, the client gone) ends it at its next pause: nothing here holds it up.
+    Each pass reads the last LIVE_WINDOW and sends the cards of what it has not sent; the page skips a card it
+    shows already as it is, and replaces the card of the same key. Cancellation (uvicorn stopping, the client
+    gone) ends it at its next pause: nothing here holds it up.
     """
     config = request.app.state.config
     store = store_of(request)
@@ -150,16 +224,17 @@ async def _live_events(request: Request, staff: Staff) -> AsyncIterator[str]:
         clock = school_clock(request)
         try:
             items = await visible_items(store, staff, clock.real_now - LIVE_WINDOW)
+            fresh = [item for item in items if item["id"] not in sent]
+            cards = await _live_cards(store, staff, clock, fresh) if fresh else []
         except StoreUnavailable as e:
             if not failing:
                 log.warning("dashboard: live list waits for the store: %s", e)
-            failing, items = True, []
+            failing, items, cards = True, [], []
         else:
             failing = False
         lang = language(request)
-        for item in sorted(items, key=lambda i: (i["time"], i["id"])):  # oldest first: the newest ends on top
-            if item["id"] not in sent:
-                yield _sse("item", item["id"], _fragment(request, _view(item, staff, clock, lang), "/"))
+        for card in cards:
+            yield _sse("item", card[0]["id"], _fragment(request, _view(card, staff, clock, lang), "/"))
         if items or not failing:
             sent = {item["id"] for item in items}  # what left the window never comes back into it
         if loop.time() - last_ping >= PING_SECONDS:
@@ -187,12 +262,33 @@ async def live(request: Request) -> Response:
 
 async def _item_for(request: Request, staff: Staff) -> dict[str, Any] | Response:
     """The item of the path, if `staff` may change it; else the page to answer with (404 or 403)."""
-    item = await store_of(request).feed_item(request.path_params["item_id"])
-    if item is None:
-        return error_page(request, staff, 404, "error.not_found")
-    if not may_handle(staff, item):
-        return error_page(request, staff, 403, "error.forbidden")
-    return item
+    items = await _items_for(request, staff, [request.path_params["item_id"]])
+    return items if isinstance(items, Response) else items[0]
+
+
+async def _items_for(request: Request, staff: Staff, ids: list[str]) -> list[dict[str, Any]] | Response:
+    """The items `ids`, if `staff` may change every one of them; else the page to answer with (404 or 403)."""
+    store = store_of(request)
+    items = []
+    for item_id in ids:
+        item = await store.feed_item(item_id)
+        if item is None:
+            return error_page(request, staff, 404, "error.not_found")
+        if not may_handle(staff, item):
+            return error_page(request, staff, 403, "error.forbidden")
+        items.append(item)
+    return items
+
+
+def _card_ids(request: Request, form: FormData) -> list[str]:
+    """The item of the path and the other items of its card (`ids`: space-separated, as the card's forms send
+    them; one field, since a form has at most 100), each once; at most MAX_IDS."""
+    others = form.get("ids", "")
+    ids = [request.path_params["item_id"], *(others.split() if isinstance(others, str) else [])]
+    ids = list(dict.fromkeys(ids))
+    if len(ids) > MAX_IDS:
+        raise BadInput("feed.error.too_many", limit=MAX_IDS)
+    return ids
 
 
 def _back(form: FormData) -> Response:
@@ -201,9 +297,11 @@ def _back(form: FormData) -> Response:
 
 @action("feed")
 async def set_state(request: Request, staff: Staff, form: FormData) -> Response:
-    item = await _item_for(request, staff)
-    if isinstance(item, Response):
-        return item
+    """Mark a card seen or close it: the item of the path and its repeats (`ids`). Every one is checked first;
+    one refused and nothing changes."""
+    items = await _items_for(request, staff, _card_ids(request, form))
+    if isinstance(items, Response):
+        return items
     state = form.get("state")
     if state not in ("seen", "closed"):
         raise BadInput("feed.error.state")
@@ -211,8 +309,13 @@ async def set_state(request: Request, staff: Staff, form: FormData) -> Response:
     note = note.strip() if isinstance(note, str) else ""
     if len(note) > MAX_NOTE:
         raise BadInput("feed.error.note")
-    await store_of(request).set_alert(staff.name, item["id"], state, note=note or None)
-    flash(request, f"feed.flash.{state}")
+    store = store_of(request)
+    for item in items:
+        await store.set_alert(staff.name, item["id"], state, note=note or None)
+    if len(items) > 1:
+        flash(request, f"feed.flash.{state}.many", count=len(items))
+    else:
+        flash(request, f"feed.flash.{state}")
     return _back(form)
 
 

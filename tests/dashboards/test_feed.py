@@ -26,6 +26,7 @@ from dashboard_helpers import (
     stored_state,
     with_store,
 )
+from playwright.sync_api import expect, sync_playwright
 from starlette.testclient import TestClient
 
 from dashboards.app import create_app
@@ -90,7 +91,7 @@ def client(school: School) -> Iterator[TestClient]:
 
 def _items(data_dir: Path) -> list[dict[str, object]]:
     async def work(store: Store) -> list[dict[str, object]]:
-        return await store.feed(since=datetime(2000, 1, 1, tzinfo=UTC), states=ALERT_STATES)
+        return await store.feed(since=datetime(2000, 1, 1, tzinfo=UTC), states=ALERT_STATES, limit=1000)
 
     return with_store(data_dir, work)
 
@@ -321,8 +322,12 @@ REFUSALS = [
     pytest.param("juf", "right", "ik maak je af", 403, id="teacher-on-other-groups-severe-alert"),
     pytest.param("zorg", "right", "tiktok.com", 403, id="care-on-a-plain-request-of-another-group"),
 ]
+# The card forms carry the other items of a card in `ids`; "{own}" is another item of juf's group (the device's
+# block): the refused item in the path with an allowed one in `ids`, and the other way round.
 ENDPOINTS = [
     pytest.param("/alerts/{id}", {"state": "closed", "note": "weg"}, id="state"),
+    pytest.param("/alerts/{id}", {"state": "closed", "ids": "{own}"}, id="state-card"),
+    pytest.param("/alerts/{own}", {"state": "seen", "ids": "{own} {id}"}, id="state-card-refused-in-ids"),
     pytest.param("/alerts/{id}/answer", {"answer": "granted"}, id="answer-granted"),
     pytest.param("/alerts/{id}/answer", {"answer": "refused"}, id="answer-refused"),
 ]
@@ -336,15 +341,15 @@ def test_every_list_action_refuses_whoever_may_not_and_changes_nothing(
     """No session: to the sign-in page; bad CSRF, a role without the list, another group's item: 403."""
     if term == "own":
         term = "tiktok.com" if path.endswith("/answer") else "seks"
-    item_id = school.items[term]
+    item_id, own = school.items[term], school.items["instagram.com"]
     token = csrf_of(client.get("/login").text) if who is None else sign_in(client, who)
-    data = dict(form)
+    data = {name: value.format(id=item_id, own=own) for name, value in form.items()}
     if csrf == "right":
         data["csrf"] = token
     elif csrf == "wrong":
         data["csrf"] = token[::-1] + "x"
     before = stored_state(school.data_dir)
-    response = client.post(path.format(id=item_id), data=data)
+    response = client.post(path.format(id=item_id, own=own), data=data)
     assert response.status_code == status
     if status == 303:
         assert response.headers["location"].startswith("/login")
@@ -373,6 +378,154 @@ def test_care_may_refuse_a_request_of_their_own_group_but_not_grant_it(tmp_path:
         assert client.post(f"/alerts/{item['id']}/answer", data={"csrf": token, "answer": "refused"}
                            ).status_code == 303
     assert _item(tmp_path, str(item["id"]))["answer"] == "refused"
+
+
+# --- repeats: one card per thing that happened
+
+def _again(school: School, *events: Event) -> list[str]:
+    """Record `events` a few seconds after the school's own (in their order, a second apart); their ids."""
+    base = _base_time() + timedelta(seconds=10)
+    before = {str(i["id"]) for i in _items(school.data_dir)}
+    record(school.data_dir, *(Event(e.action, e.rule, e.category, e.host, e.terms, e.client, e.group, e.severity,
+                                    time=base + timedelta(seconds=n)) for n, e in enumerate(events)))
+    added = sorted(_items(school.data_dir), key=lambda i: (str(i["time"]), str(i["id"])))
+    return [str(i["id"]) for i in added if i["id"] not in before]
+
+
+def _blocked_search(school: School, term: str = "seks") -> Event:
+    """Anna's blocked search, as the school's "seks" block (a browser's retry records it again)."""
+    return Event("block", "search-words", "sex", "www.google.com", (term,), school.pupils["1001"], "groep 7-8")
+
+
+def _cards(html: str) -> list[str]:
+    return re.findall(r'<li class="card item.*?</li>', html, flags=re.S)
+
+
+def _ids_field(card: str) -> list[str]:
+    """The other items a card's forms carry (every form of the card the same)."""
+    values = re.findall(r'<input type="hidden" name="ids" value="([^"]*)">', card)
+    assert values and len(set(values)) == 1
+    return str(values[0]).split()
+
+
+def test_repeats_of_a_block_are_one_card_with_how_often_since_when(school: School, client: TestClient) -> None:
+    """The blocked search twice more: one card, of the newest, "3× sinds HH:MM", forms with the two others;
+    the rest of the list as it was."""
+    ids = [school.items["seks"], *_again(school, _blocked_search(school), _blocked_search(school))]
+    sign_in(client, "juf")
+    html = client.get("/").text
+    cards = [card for card in _cards(html) if "<q>seks</q>" in card]
+    assert len(cards) == 1
+    [card] = cards
+    assert _listed_ids(card) == [ids[-1]]
+    assert re.search(r"<time [^>]*>\d\d:\d\d</time> · <strong[^>]*>3× sinds \d\d:\d\d</strong>", card)
+    assert re.search(r'data-key="[0-9a-f]{16}" data-count="3"', card)
+    assert card.count('name="ids"') == 2 and sorted(_ids_field(card)) == sorted(ids[:2])
+    assert card.count("Markeer als gezien") == 1 and card.count("Melding sluiten") == 1
+    assert "Opnieuw: Anna de Vries" in card
+    assert len(_listed_ids(html)) == 4  # seks (3×), the two requests, the device's block
+    client.cookies.set("lang", "en")
+    assert re.search(r"3× since \d\d:\d\d", client.get("/").text)
+
+
+def test_closing_a_card_closes_every_item_of_it(school: School, client: TestClient) -> None:
+    """The card's own forms, as the page has them: seen, then closed with a note, act on all three items."""
+    ids = [school.items["seks"], *_again(school, _blocked_search(school), _blocked_search(school))]
+    token = sign_in(client, "juf")
+    card = _li(client.get("/").text, ids[-1])
+    response = client.post(f"/alerts/{ids[-1]}", data={"csrf": token, "state": "seen", "back": "/",
+                                                       "ids": " ".join(_ids_field(card))})
+    assert response.status_code == 303
+    assert [_item(school.data_dir, i)["state"] for i in ids] == ["seen"] * 3
+    html = client.get("/").text
+    assert "De 3 meldingen zijn gemarkeerd als gezien." in html
+    card = _li(html, ids[-1])
+    assert "3× sinds" in card and "Status: Gezien" in card  # still one card, of a new key (the state is in it)
+    response = client.post(f"/alerts/{ids[-1]}", data={"csrf": token, "state": "closed", "note": "besproken",
+                                                       "back": "/", "ids": " ".join(_ids_field(card))})
+    assert response.status_code == 303
+    for item_id in ids:
+        stored = _item(school.data_dir, item_id)
+        assert (stored["state"], stored["note"], stored["changed_by"]) == ("closed", "besproken", "juf")
+    html = client.get("/").text
+    assert "De 3 meldingen zijn gesloten." in html and "<q>seks</q>" not in html
+    closed = [card for card in _cards(client.get("/?closed=1").text) if "<q>seks</q>" in card]
+    assert len(closed) == 1 and "3× sinds" in closed[0] and "besproken" in closed[0]
+
+
+def test_items_that_differ_in_term_host_or_state_are_cards_of_their_own(school: School,
+                                                                          client: TestClient) -> None:
+    """Another word, another host, or one already seen: not repeats of the blocked search."""
+    other_word = _blocked_search(school, "porno")
+    other_host = Event("block", "search-words", "sex", "www.bing.com", ("seks",), school.pupils["1001"], "groep 7-8")
+    other_pupil = Event("block", "search-words", "sex", "www.google.com", ("seks",), school.pupils["1003"],
+                        "groep 7-8")
+    token = sign_in(client, "juf")
+    client.post(f"/alerts/{school.items['seks']}", data={"csrf": token, "state": "seen"})
+    [repeat, *_] = _again(school, _blocked_search(school), other_word, other_host, other_pupil)
+    html = client.get("/").text
+    searches = [card for card in _cards(html) if "Geblokkeerd" in card and "Verboden zoekwoorden" in card]
+    assert len(searches) == 5 and not any("×" in card for card in searches)
+    assert len({re.search(r'data-key="([^"]+)"', card).group(1) for card in searches}) == 5  # type: ignore[union-attr]
+    assert "Status: Gezien" in _li(html, school.items["seks"]) and "Status: Nieuw" in _li(html, repeat)
+
+
+def test_severe_alerts_reports_and_requests_never_collapse(school: School, client: TestClient) -> None:
+    """The same threat three times is three severe cards; the same request twice and the same report twice are
+    two cards each: a report or request is a deliberate act, and a severe alert is looked at one by one."""
+    bram, anna = school.pupils["1002"], school.pupils["1001"]
+    threat = Event("alert", "threat", "threat", "web.whatsapp.com", ("ik maak je af",), bram, "groep 5-6", "severe")
+    request = Event("request", "closed-category", "social", "www.tiktok.com", ("tiktok.com",), anna, "groep 7-8")
+    report = Event("report", "report", None, "www.google.com", ("search-words",), anna, "groep 7-8", "normal")
+    _again(school, threat, threat, request, report, report)
+    sign_in(client, "meester")
+    severe = [card for card in _cards(client.get("/").text) if "ik maak je af" in card]
+    assert len(severe) == 3 and all('data-severe="true"' in card for card in severe)
+    assert not any("data-key=" in card or "×" in card or 'name="ids"' in card for card in severe)
+    sign_in(client, "juf")
+    html = client.get("/").text
+    requests = [card for card in _cards(html) if "Toestaan voor deze les" in card]
+    reports = [card for card in _cards(html) if "Melding van een leerling" in card]
+    assert len(requests) == 3 and len(reports) == 2  # the school's two requests and this one; two reports
+    assert not any("data-key=" in card or "×" in card for card in requests + reports)
+
+
+@pytest.mark.parametrize(("who", "path", "others"), [
+    pytest.param("juf", "seks", ["repeat", "discord.com"], id="teacher-another-groups-block-among-the-ids"),
+    pytest.param("juf", "seks", ["repeat", "ik maak je af"], id="teacher-another-groups-severe-alert-among-the-ids"),
+    pytest.param("zorg", "ik maak je af", ["instagram.com"], id="care-a-plain-block-of-another-group-among-the-ids"),
+    pytest.param("juf", "seks", ["repeat", "no-such-item"], id="an-unknown-id-among-the-ids"),
+])
+def test_a_card_form_with_one_item_the_actor_may_not_change_changes_none(
+        school: School, client: TestClient, who: str, path: str, others: list[str]) -> None:
+    """Every id of a card's form is checked before anything changes: one refused (403) or unknown (404), and
+    none of them is seen or closed, not even the ones the actor may change."""
+    [repeat] = _again(school, _blocked_search(school))
+    known = school.items | {"repeat": repeat, "no-such-item": "0123456789abcdef"}
+    token = sign_in(client, who)
+    before = stored_state(school.data_dir)
+    response = client.post(f"/alerts/{known[path]}", data={"csrf": token, "state": "closed", "note": "weg",
+                                                           "ids": " ".join(known[o] for o in others)})
+    assert response.status_code == (404 if "no-such-item" in others else 403)
+    assert stored_state(school.data_dir) == before
+
+
+def test_a_card_form_carries_at_most_200_items(school: School, client: TestClient) -> None:
+    """More than 200 ids in one form is a 400 that changes nothing; 200 repeats close in one go."""
+    ids = [school.items["seks"], *_again(school, *[_blocked_search(school)] * 199)]
+    token = sign_in(client, "juf")
+    card = _li(client.get("/").text, ids[-1])
+    assert "200× sinds" in card and len(_ids_field(card)) == 199
+    before = stored_state(school.data_dir)
+    too_many = " ".join([*ids[:-1], school.items["instagram.com"]])
+    response = client.post(f"/alerts/{ids[-1]}", data={"csrf": token, "state": "closed", "ids": too_many})
+    assert response.status_code == 400 and "hoogstens 200" in response.text
+    assert stored_state(school.data_dir) == before
+    started = time.monotonic()
+    response = client.post(f"/alerts/{ids[-1]}", data={"csrf": token, "state": "closed",
+                                                       "ids": " ".join(_ids_field(card))})
+    assert response.status_code == 303 and time.monotonic() - started < 10
+    assert {str(i["id"]) for i in _items(school.data_dir) if i["state"] == "closed"} == set(ids)
 
 
 # --- /live
@@ -417,6 +570,39 @@ def test_live_sends_a_new_item_of_own_groups_as_the_html_of_the_list(school: Sch
     assert new.startswith('<li class="card item"') and new.endswith("</li>")
     assert "Chris Bakker" in new and "&lt;b&gt;vet&lt;/b&gt;" in new and "<b>vet" not in new
     assert 'name="csrf"' in new and "Bram Jansen" not in "".join(first) + new
+
+
+def _attr(card: str, name: str) -> str | None:
+    found = re.search(rf'^<li [^>]*\b{name}="([^"]*)"', card)
+    return found.group(1) if found else None
+
+
+def test_live_sends_the_whole_card_of_a_repeat_under_the_key_of_the_card_on_the_page(school: School,
+                                                                                     client: TestClient) -> None:
+    """A card of repeats comes on the stream as the page has it (same key, newest id and count: the page
+    leaves it); more repeats come as that card, recounted over the day, under the same key (the page replaces
+    it), once per key however many came together."""
+    ids = [school.items["seks"], *_again(school, _blocked_search(school))]
+    sign_in(client, "juf")
+    [on_page] = [card for card in _cards(client.get("/").text) if "<q>seks</q>" in card]
+    key = _attr(on_page, "data-key")
+    assert key and (_attr(on_page, "data-id"), _attr(on_page, "data-count")) == (ids[-1], "2")
+    with client.stream("GET", "/live") as response:
+        lines = response.iter_lines()
+        first = _read_events(lines, wanted=4, deadline=time.monotonic() + 10)
+        [sent] = [card for card in first if _attr(card, "data-key") == key]
+        assert (_attr(sent, "data-id"), _attr(sent, "data-count")) == (ids[-1], "2")
+        more = _again(school, *[_blocked_search(school)] * 3)
+        cards: list[str] = []
+        deadline = time.monotonic() + 5
+        while not cards or _attr(cards[-1], "data-count") != "5":
+            cards += _read_events(lines, wanted=1, deadline=deadline)
+            assert time.monotonic() < deadline, "the card of five did not come"
+            assert len(cards) <= 3, "the stream sends a repeat's card more often than the repeats came"
+    assert all(_attr(card, "data-key") == key for card in cards)
+    card = cards[-1]
+    assert _attr(card, "data-id") == more[-1] and re.search(r"5× sinds \d\d:\d\d", card)
+    assert sorted(_ids_field(card)) == sorted(ids + more[:-1]) and "Opnieuw: Anna de Vries" in card
 
 
 def test_live_needs_a_session_and_the_list_permission(client: TestClient) -> None:
@@ -487,6 +673,64 @@ def test_live_over_uvicorn_delivers_within_two_seconds_ends_with_the_client_and_
         http.close()
 
 
+CHROMIUM = "/usr/bin/chromium"
+
+
+def test_in_a_browser_a_repeat_replaces_its_card_at_the_top_keeps_the_note_and_is_announced_once(
+        school: School) -> None:
+    """feed.js in Debian's chromium: the card of the blocked search, when it repeats, is replaced by the card the
+    stream sends (one card, "2×", then "3×"), moves to the top, keeps a note being typed and its focus, and is
+    announced once for the burst; closing it closes all three. No reload."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"this test drives Debian's chromium at {CHROMIUM}: `apt-get install chromium` (.ci/run does)")
+
+    def again() -> str:  # off the thread where Playwright runs its event loop (record() runs one of its own)
+        found: list[str] = []
+        worker = threading.Thread(target=lambda: found.extend(_again(school, _blocked_search(school))))
+        worker.start()
+        worker.join(10)
+        return found[-1]
+
+    with _Uvicorn(school.data_dir) as running, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+        page = browser.new_page()
+        page.goto(f"{running.url}/login")
+        page.get_by_label("Gebruikersnaam").fill("juf")
+        page.get_by_label("Wachtwoord").fill(PASSWORD)
+        page.get_by_role("button", name="Inloggen").click()
+        page.wait_for_url(f"{running.url}/")
+        page.evaluate("window.notReloaded = true")
+        cards = page.locator("#feed li.item")
+        card = page.locator("#feed li.item", has_text="seks")
+        expect(cards).to_have_count(4)
+        assert cards.first.get_attribute("data-id") != school.items["seks"]
+        expect(card).not_to_contain_text("×")
+
+        newest = again()
+        expect(card).to_contain_text("2× sinds", timeout=2000)
+        expect(cards).to_have_count(4)
+        assert cards.first.get_attribute("data-id") == newest  # the card moved to the top
+        polite = page.locator("#feed-announce")
+        expect(polite).to_contain_text("Opnieuw: Anna de Vries")
+
+        card.get_by_label("Notitie").fill("Besproken met Anna")
+        newest = again()
+        expect(card).to_contain_text("3× sinds", timeout=2000)
+        assert card.get_attribute("data-id") == newest
+        expect(card.get_by_label("Notitie")).to_have_value("Besproken met Anna")
+        expect(card.get_by_label("Notitie")).to_be_focused()
+        expect(polite.locator("p", has_text="Opnieuw")).to_have_count(1)  # a burst is announced once
+        assert page.evaluate("window.notReloaded") is True
+
+        card.get_by_role("button", name="Melding sluiten").click()
+        expect(page.get_by_role("status")).to_contain_text("De 3 meldingen zijn gesloten.")
+        expect(card).to_have_count(0)
+        browser.close()
+    seks = [i for i in _items(school.data_dir) if i["terms"] == ["seks"]]
+    assert len(seks) == 3 and all((i["state"], i["note"]) == ("closed", "Besproken met Anna") for i in seks)
+
+
 # --- the catalogue
 
 def _template_keys(*names: str) -> set[str]:
@@ -505,7 +749,8 @@ def test_every_message_of_the_list_exists_in_dutch_and_english() -> None:
     keys |= {f"feed.action.{a}" for a in FEED_ACTIONS} | {f"feed.state.{s}" for s in ALERT_STATES}
     keys |= {f"feed.answer.{a}" for a in ANSWERS} | {f"feed.category.{c}" for c in (*CATEGORIES, *HOST_CATEGORIES)}
     keys |= {f"feed.rule.{r}" for r in RULES if r not in (*QUIET_RULES, "allow-list", "grant", "none")}
-    keys |= {"feed.rule.report", "feed.flash.seen", "feed.flash.closed"}
+    keys |= {"feed.rule.report", "feed.flash.seen", "feed.flash.closed", "feed.flash.seen.many",
+             "feed.flash.closed.many", "feed.repeats", "feed.announce.repeat", "feed.error.too_many"}
     assert keys - MESSAGES.keys() == set()
     for key, texts in MESSAGES.items():
         if key.startswith("feed."):
