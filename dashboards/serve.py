@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"klaswacht dashboard: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
         return 1
+    # Listening before the ready line: a browser that connects at once waits in the backlog until uvicorn
+    # accepts, instead of being refused while uvicorn starts.
+    sock.listen(128)
     host, port = sock.getsockname()[:2]
     # No access log: the addresses and paths of staff are not kept.
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
