@@ -127,7 +127,7 @@ def _view(card: Card, staff: Staff, clock: SchoolClock, lang: str) -> dict[str, 
     when = clock.hhmm(from_iso(item["time"]))
     severe = item["severity"] == SEVERE
     rule = label("feed.rule", item["rule"], lang)
-    category = label("feed.category", item["category"], lang)
+    category = label("category", item["category"], lang)
     what = f"{rule} ({category})" if category else rule
     changed = from_iso(item["changed_at"]) if item.get("changed_at") else None
     terms = [str(term) for term in item.get("terms") or []]

@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from dashboards.dryrun import MAX_LINE, MAX_LINES, Change, ChangeError, dry_run, parse_lines
-from dashboards.web import HERE, action, flash, page, render, store_of
+from dashboards.web import HERE, action, flash, lists_of, page, policy_of, render, store_of
 from filters.decide import Context
 from filters.policy import Policy, PolicyError
 from klaswacht.explaining import explain
@@ -36,16 +36,6 @@ MAX_OVERBLOCKING_ROWS = 300
 MAX_DRYRUN_ROWS = 300  # rows shown per table of a dry run's outcome (the most seen first)
 GRAFANA = HERE / "grafana"
 WEEKDAYS = ("ma", "di", "wo", "do", "vr", "za", "zo")
-
-
-def _policy(request: Request) -> Policy:
-    policy: Policy = request.app.state.policy
-    return policy
-
-
-def _lists(request: Request) -> Lists:
-    lists: Lists = request.app.state.lists
-    return lists
 
 
 # --- policy and lists in force
@@ -79,7 +69,7 @@ def _timetables(policy: Policy) -> list[dict[str, str]]:
 
 @page("it")
 async def overview(request: Request, staff: Staff) -> Response:
-    policy, lists = _policy(request), _lists(request)
+    policy, lists = policy_of(request), lists_of(request)
     counts = list_counts(lists)
     return render(request, "it.html", staff, policy=policy, periods=[p for p in PERIODS if p in policy.periods],
                   timetables=_timetables(policy), counts=counts, errors=[str(e) for e in lists.errors],
@@ -133,7 +123,7 @@ async def reload(request: Request, staff: Staff, form: FormData) -> Response:
 async def explain_page(request: Request, staff: Staff) -> Response:
     text = request.query_params.get("q", "").strip()[:MAX_EXPLAIN]
     period = request.query_params.get("period", "lesson")
-    policy, lists = _policy(request), _lists(request)
+    policy, lists = policy_of(request), lists_of(request)
     if period not in policy.periods:
         period = "lesson"
     output = None
@@ -149,7 +139,7 @@ async def explain_page(request: Request, staff: Staff) -> Response:
 
 def _dryrun_form(request: Request, staff: Staff, *, status_code: int = 200, **context: Any) -> Response:
     values = {"file": "", "add": "", "remove": "", "result": None, "error": None, "error_values": {}} | context
-    return render(request, "it_dryrun.html", staff, status_code, files=_lists(request).files, days=DRY_RUN_DAYS,
+    return render(request, "it_dryrun.html", staff, status_code, files=lists_of(request).files, days=DRY_RUN_DAYS,
                   max_lines=MAX_LINES, max_chars=MAX_LINE, shown=MAX_DRYRUN_ROWS, **values)
 
 
@@ -174,10 +164,10 @@ async def dryrun_run(request: Request, staff: Staff, form: FormData) -> Response
     file, add, remove = (str(form.get(name, "")) for name in ("file", "add", "remove"))
     entered: dict[str, Any] = {"file": file, "add": add, "remove": remove}
     config = request.app.state.config
-    policy = _policy(request)
+    policy = policy_of(request)
     try:
         change = Change(file, parse_lines(add), parse_lines(remove))
-        if file not in _lists(request).files:
+        if file not in lists_of(request).files:
             raise ChangeError("it.dryrun.no_file", file=file)
         files = await asyncio.to_thread(read_list_files, list(config.lists), policy)
         since_day = (now_utc() - timedelta(days=DRY_RUN_DAYS)).date().isoformat()

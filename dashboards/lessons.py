@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from dashboards.catalogue import translate
 from dashboards.roles import can, whole_school
 from dashboards.timing import SchoolClock
-from dashboards.web import BadInput, action, error_page, flash, language, page, render, store_of
+from dashboards.web import BadInput, action, error_page, flash, language, lists_of, page, policy_of, render, store_of
 from filters.hosts import ALLOW, clean_host
 from filters.policy import Policy
 from klaswacht.loading import Lists
@@ -46,7 +46,7 @@ def what_label(what: str, policy: Policy, lang: str) -> str:
     """How a grant's `what` reads: a category's name ("social media", "search words: sex"), or the host."""
     if "." in what:
         return what
-    name = label("feed.category", what, lang)
+    name = label("category", what, lang)
     if what in policy.search_categories:
         name = translate("lessons.words", lang, category=name)
     return name[:1].upper() + name[1:]
@@ -89,18 +89,8 @@ def _closed_anywhere(policy: Policy) -> frozenset[str]:
     return frozenset().union(*(rule.closed for rule in policy.periods.values())) - policy.never_open
 
 
-def _policy(request: Request) -> Policy:
-    policy: Policy = request.app.state.policy
-    return policy
-
-
-def _lists(request: Request) -> Lists:
-    lists: Lists = request.app.state.lists
-    return lists
-
-
 def school_clock(request: Request) -> SchoolClock:
-    return SchoolClock.of(_policy(request), request.app.state.config)
+    return SchoolClock.of(policy_of(request), request.app.state.config)
 
 
 async def grant_until_lesson_end(request: Request, staff: Staff, group: str, what: str) -> None:
@@ -114,7 +104,7 @@ async def _grant(request: Request, staff: Staff, clock: SchoolClock, group: str,
                  fell_back: bool) -> None:
     await store_of(request).grant(staff.name, group, what, until)
     flash(request, "lessons.flash.granted_fallback" if fell_back else "lessons.flash.granted",
-          what=what_label(what, _policy(request), language(request)), group=group, until=clock.hhmm(until))
+          what=what_label(what, policy_of(request), language(request)), group=group, until=clock.hhmm(until))
 
 
 async def _visible_pupils(request: Request, staff: Staff) -> dict[str, Row]:
@@ -128,7 +118,7 @@ async def lesson_page(request: Request, staff: Staff) -> Response:
     if not (can(staff.role, "grant") or can(staff.role, "ban")):
         return error_page(request, staff, 403, "error.forbidden")
     store = store_of(request)
-    policy = _policy(request)
+    policy = policy_of(request)
     clock = school_clock(request)
     lang = language(request)
     granting = can(staff.role, "grant")
@@ -185,11 +175,11 @@ async def make_grant(request: Request, staff: Staff, form: FormData) -> Response
     category, host = _text(form, "category"), _text(form, "host")
     if bool(category) == bool(host):
         raise BadInput("lessons.error.what")
-    policy = _policy(request)
+    policy = policy_of(request)
     if category and category not in grant_categories(policy):
         raise BadInput("lessons.error.category")
     what = category or parse_host(host)
-    check_grant(what, policy, _lists(request), language(request))
+    check_grant(what, policy, lists_of(request), language(request))
     clock = school_clock(request)
     if _text(form, "duration") == "minutes":
         until, fell_back = clock.real_now + timedelta(minutes=_minutes(_text(form, "minutes"))), False
@@ -210,7 +200,7 @@ async def lift_grant(request: Request, staff: Staff, form: FormData) -> Response
         return error_page(request, staff, 403, "error.forbidden")
     if await store_of(request).lift(staff.name, "grant", grant_id):
         flash(request, "lessons.flash.lifted_grant", group=row["group_name"],
-              what=what_label(row["what"], _policy(request), language(request)))
+              what=what_label(row["what"], policy_of(request), language(request)))
     else:
         flash(request, "lessons.flash.ended")
     return _back()

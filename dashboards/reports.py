@@ -107,7 +107,7 @@ def label(kind: str, value: str | None, lang: str) -> str:
     """A category or group as people read it: the catalogue's name when it has one, else as stored."""
     if value is None:
         return translate(f"reports.no_{kind}", lang)
-    key = f"reports.{kind}.{value}"
+    key = f"category.{value}" if kind == "category" else f"reports.{kind}.{value}"
     return translate(key, lang) if key in MESSAGES else value
 
 

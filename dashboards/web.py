@@ -17,6 +17,8 @@ from starlette.templating import Jinja2Templates
 from dashboards.catalogue import DEFAULT_LANGUAGE, LANGUAGES, translate
 from dashboards.roles import can
 from dashboards.security import CSRF_FIELD, csrf_ok, new_csrf_token
+from filters.policy import Policy
+from klaswacht.loading import Lists
 from klaswacht.store import Store
 from klaswacht.store.model import Staff, StoreError, StoreUnavailable
 
@@ -43,6 +45,17 @@ class BadInput(ValueError):
 def store_of(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
+
+
+def policy_of(request: Request) -> Policy:
+    policy: Policy = request.app.state.policy
+    return policy
+
+
+def lists_of(request: Request) -> Lists:
+    """The lists in force for the dashboard (IT's reload replaces them)."""
+    lists: Lists = request.app.state.lists
+    return lists
 
 
 def language(request: Request) -> str:

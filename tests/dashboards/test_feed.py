@@ -747,7 +747,7 @@ def test_every_message_of_the_list_exists_in_dutch_and_english() -> None:
     each with two non-empty texts."""
     keys = _template_keys("feed.html", "feed_item.html")
     keys |= {f"feed.action.{a}" for a in FEED_ACTIONS} | {f"feed.state.{s}" for s in ALERT_STATES}
-    keys |= {f"feed.answer.{a}" for a in ANSWERS} | {f"feed.category.{c}" for c in (*CATEGORIES, *HOST_CATEGORIES)}
+    keys |= {f"feed.answer.{a}" for a in ANSWERS} | {f"category.{c}" for c in (*CATEGORIES, *HOST_CATEGORIES)}
     keys |= {f"feed.rule.{r}" for r in RULES if r not in (*QUIET_RULES, "allow-list", "grant", "none")}
     keys |= {"feed.rule.report", "feed.flash.seen", "feed.flash.closed", "feed.flash.seen.many",
              "feed.flash.closed.many", "feed.repeats", "feed.announce.repeat", "feed.error.too_many"}
