@@ -63,7 +63,10 @@ def parse_host(text: str) -> str:
     """The host name in what a teacher typed (a host, or a URL pasted from the address bar); BadInput if none."""
     text = text.strip()
     pasted = "/" in text  # a URL: its host, whatever the path says
-    host = (urlsplit(text if "//" in text else "//" + text).hostname or "") if pasted else clean_host(text)
+    try:
+        host = (urlsplit(text if "//" in text else "//" + text).hostname or "") if pasted else clean_host(text)
+    except ValueError:  # "http://[::1/": not a URL urllib can read
+        host = ""
     host = host.removeprefix("*.")
     if not _HOSTNAME.fullmatch(host):
         raise BadInput("lessons.error.host", host=text[:100])
@@ -158,7 +161,8 @@ def _text(form: FormData, name: str) -> str:
 
 
 def _minutes(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_MINUTES:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,4}", text) or not 1 <= int(text) <= MAX_MINUTES:
         raise BadInput("lessons.error.minutes")
     return int(text)
 

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from dashboards.catalogue import MESSAGES, translate
-from dashboards.roles import whole_school
+from dashboards.roles import can, whole_school
 from dashboards.web import language, page, render, store_of
 from klaswacht.store.model import FEED_ACTIONS, Staff, now_utc
 
@@ -46,10 +46,23 @@ def _groups(staff: Staff) -> frozenset[str] | None:
     return None if whole_school(staff.role) else staff.groups
 
 
+def _by_group_shown(staff: Staff) -> bool:
+    """Only staff who work with pupils see counts per group: for a small group, one alert on one day can
+    point to a child. IT and the administrator get the school's counts without groups."""
+    return can(staff.role, "feed")
+
+
 async def _counts(request: Request, staff: Staff, days: int, now: datetime) -> list[dict[str, Any]]:
     start = first_day(days, now)
     since = datetime(start.year, start.month, start.day, tzinfo=UTC)
-    return await store_of(request).daily_counts(since, _groups(staff))
+    rows = await store_of(request).daily_counts(since, _groups(staff))
+    if _by_group_shown(staff):
+        return rows
+    merged: dict[tuple[str, str, str | None], int] = {}
+    for row in rows:
+        key = (row["day"], row["action"], row["category"])
+        merged[key] = merged.get(key, 0) + int(row["count"])
+    return [{"day": d, "action": a, "category": c, "group_name": None, "count": n} for (d, a, c), n in merged.items()]
 
 
 @dataclass
@@ -135,7 +148,7 @@ async def reports_page(request: Request, staff: Staff) -> Response:
     return render(request, "reports.html", staff, days=days, periods=PERIODS, report=report,
                   actions=FEED_ACTIONS, data=chart_data(report, lang), whole_school=groups is None,
                   groups=sorted(groups or ()), label=lambda kind, value: label(kind, value, lang),
-                  empty=not any(report.totals.values()))
+                  empty=not any(report.totals.values()), by_group_shown=_by_group_shown(staff))
 
 
 def _cell(value: object) -> str:

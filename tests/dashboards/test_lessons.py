@@ -209,6 +209,8 @@ def test_outside_a_lesson_until_the_end_of_the_lesson_means_45_minutes_and_says_
     pytest.param({"category": "chat", "duration": "minutes", "minutes": "0"}, id="zero-minutes"),
     pytest.param({"category": "chat", "duration": "minutes", "minutes": "241"}, id="too-many-minutes"),
     pytest.param({"category": "chat", "duration": "minutes", "minutes": "tien"}, id="minutes-not-a-number"),
+    pytest.param({"category": "chat", "duration": "minutes", "minutes": "²"}, id="minutes-a-superscript"),
+    pytest.param({"host": "http://[::1/"}, id="url-urllib-cannot-read"),
 ])
 def test_a_grant_that_cannot_be_made_is_refused_and_changes_nothing(school: School, client: TestClient,
                                                                     form: dict[str, str]) -> None:
@@ -273,6 +275,7 @@ def test_a_ban_for_some_minutes(school: School, client: TestClient) -> None:
     pytest.param({"until": "10:45", "minutes": "20", "reason": "r"}, id="time-and-minutes"),
     pytest.param({"reason": "r"}, id="no-end"),
     pytest.param({"minutes": "0", "reason": "r"}, id="zero-minutes"),
+    pytest.param({"minutes": "¹²", "reason": "r"}, id="minutes-superscripts"),
     pytest.param({"until": "10:45"}, id="no-reason"),
     pytest.param({"until": "10:45", "reason": "   "}, id="blank-reason"),
     pytest.param({"until": "10:45", "reason": "x" * 201}, id="reason-too-long"),
