@@ -44,17 +44,20 @@ async def login(request: Request) -> Response:
     if wait > 0:
         return render(request, "login.html", None, 429, next=target, name=name, error="login.limited",
                       minutes=max(1, math.ceil(wait / 60)))
+    # Counted as a failure before the (slow) password check and taken back on success: attempts sent all
+    # at once cannot slip past the limit while the first ones are still being checked.
+    throttle.failed(*keys)
     try:
         staff = await store_of(request).verify_user(name, password) if name and password else None
     except StoreUnavailable:
+        throttle.succeeded(*keys)
         return error_page(request, None, 503, "error.store")
     if staff is None:
-        throttle.failed(*keys)
         return render(request, "login.html", None, 401, next=target, name=name, error="login.failed")
-    throttle.succeeded(keys[0])
+    throttle.succeeded(*keys)
     # A new session on sign-in: a session id planted before it (fixation) is worth nothing after.
     request.session.clear()
-    request.session.update({"user": staff.name, "csrf": new_csrf_token()})
+    request.session.update({"user": staff.name, "csrf": new_csrf_token(), "sessions": staff.sessions})
     await store_of(request).note_action(staff.name, "login")
     return RedirectResponse(target or HOME[staff.role], status_code=303)
 
@@ -68,7 +71,7 @@ async def logout(request: Request) -> Response:
     if not csrf_ok(request.session.get("csrf"), token):
         return error_page(request, staff, 403, "error.csrf")
     request.session.clear()
-    await store_of(request).note_action(staff.name, "logout")
+    await store_of(request).sign_out(staff.name)  # also any other copy of this session's cookie
     flash(request, "login.signed_out")
     return RedirectResponse("/login", status_code=303)
 

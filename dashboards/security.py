@@ -89,5 +89,10 @@ class LoginThrottle:
             for key in [k for k, v in self._failed.items() if not self._recent(k)]:
                 del self._failed[key]
 
-    def succeeded(self, name_key: str) -> None:
+    def succeeded(self, name_key: str, *others: str) -> None:
+        """A right password: the name's failures are forgiven; of the other keys, only this attempt is taken back."""
         self._failed.pop(name_key, None)
+        for key in others:
+            times = self._failed.get(key)
+            if times:
+                times.pop()

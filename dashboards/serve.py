@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--metrics-url", default=None)
     parser.add_argument("--fake-clock", default="", help=argparse.SUPPRESS)  # testing only, as in proxy.worker
+    parser.add_argument("--trusted-proxy", default="", metavar="ADDRESS",
+                        help="the reverse proxy (HTTPS) in front of the dashboard: its X-Forwarded-For names the "
+                             "staff member's address, which the sign-in throttle counts by")
     parser.add_argument("--secure-cookies", action="store_true",
                         help="mark the session cookie Secure (when staff reach the dashboard over HTTPS)")
     return parser
@@ -67,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     sock.listen(128)
     host, port = sock.getsockname()[:2]
     # No access log: the addresses and paths of staff are not kept.
+    # Forwarded headers only from the one proxy named: anyone else could make up an address per attempt.
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                           timeout_graceful_shutdown=3, proxy_headers=False))
+                                           timeout_graceful_shutdown=3, proxy_headers=bool(args.trusted_proxy),
+                                           forwarded_allow_ips=args.trusted_proxy or None))
     print(json.dumps({"dashboard": [host, port]}), flush=True)
     server.run(sockets=[sock])
     return 0

@@ -106,7 +106,8 @@ async def current_staff(request: Request) -> Staff | None:
     if not isinstance(name, str):
         return None
     staff = await store_of(request).staff(name)
-    if staff is None or staff.disabled:
+    # A session of an earlier generation ended at a sign-out, a new password, or a changed role or groups.
+    if staff is None or staff.disabled or request.session.get("sessions") != staff.sessions:
         request.session.clear()
         return None
     return staff

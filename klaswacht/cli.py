@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dashboard-host", default="127.0.0.1", metavar="ADDRESS",
                    help="address the staff dashboard listens on; put it behind HTTPS when it is not loopback "
                         "(default: %(default)s)")
+    p.add_argument("--trusted-proxy", default="", metavar="ADDRESS",
+                   help="the HTTPS reverse proxy in front of the dashboard, whose X-Forwarded-For is believed")
     p.add_argument("--secure-cookies", action="store_true",
                    help="mark the dashboard's session cookie Secure (staff reach it over HTTPS)")
     p.add_argument("--workers", type=int, default=None, help="proxy processes (only 1 for now)")

@@ -46,6 +46,8 @@ def _dashboard_command(args: argparse.Namespace, data_dir: Path, metrics_url: st
         command += ["--lists", str(folder)]
     if args.secure_cookies:
         command.append("--secure-cookies")
+    if args.trusted_proxy:
+        command += ["--trusted-proxy", args.trusted_proxy]
     if args.fake_clock:
         command += ["--fake-clock", args.fake_clock]
     return command

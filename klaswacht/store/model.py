@@ -94,6 +94,7 @@ class Staff:
     role: str
     groups: frozenset[str]
     disabled: bool = False
+    sessions: int = 0  # the generation of sign-ins: a session signed in under another one is over
 
 
 def _frozen(mapping: dict[str, Any]) -> Mapping[str, Any]:

@@ -116,6 +116,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (day, host))""",
         "CREATE INDEX events_group_time ON events (group_name, time)",
     )),
+    Migration(4, "a generation of each account's sign-ins: raised to end every session of the account", (
+        "ALTER TABLE staff ADD COLUMN sessions INTEGER NOT NULL DEFAULT 0",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -158,11 +158,21 @@ class StaffViews:
                 await tx.execute("DELETE FROM staff_groups WHERE staff = ?", (name,))
                 await tx.executemany("INSERT INTO staff_groups (staff, group_name) VALUES (?, ?)",
                                      [(name, g) for g in wanted])
+            # A changed account signs in anew: a session (or a copied cookie) of before is over.
+            await tx.execute("UPDATE staff SET sessions = sessions + 1 WHERE name = ?", (name,))
             return True
 
         detail: dict[str, Any] = {k: v for k, v in (("role", role), ("groups", wanted), ("disabled", disabled))
                                   if v is not None} | ({"password": "changed"} if password else {})
         return await self._staff_write(actor, "user-change", name, detail, work)
+
+    async def sign_out(self, name: str) -> None:
+        """End every session of the account (this browser's, and any copy of its cookie), audited as a logout."""
+
+        async def work(tx: Transaction) -> None:
+            await tx.execute("UPDATE staff SET sessions = sessions + 1 WHERE name = ?", (name,))
+
+        await self._staff_write(name, "logout", None, {}, work)
 
     async def note_action(self, actor: str, action: str, target: str | None = None,
                           detail: dict[str, Any] | None = None) -> None:

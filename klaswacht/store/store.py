@@ -134,6 +134,7 @@ class Store(StaffViews):
         self._in_flight = 0
         self._closed = False
         self._hasher = argon2.PasswordHasher()
+        self._dummy_hash: str | None = None
 
     # --- life cycle
 
@@ -505,17 +506,19 @@ class Store(StaffViews):
         await self._staff_write(actor, "user-add", name, {"role": role, "groups": groups}, work)
 
     async def staff(self, name: str) -> Staff | None:
-        rows = await self._read("SELECT name, role, disabled FROM staff WHERE name = ?", (name,))
+        rows = await self._read("SELECT name, role, disabled, sessions FROM staff WHERE name = ?", (name,))
         if not rows:
             return None
         groups = await self._read("SELECT group_name FROM staff_groups WHERE staff = ?", (name,))
         return Staff(rows[0]["name"], rows[0]["role"], frozenset(g["group_name"] for g in groups),
-                     bool(rows[0]["disabled"]))
+                     bool(rows[0]["disabled"]), int(rows[0]["sessions"]))
 
     async def verify_user(self, name: str, password: str) -> Staff | None:
         """The account if `password` is right and the account is not disabled, else None."""
         rows = await self._read("SELECT password FROM staff WHERE name = ? AND disabled = 0", (name,))
         if not rows:
+            # As slow as a wrong password: the time of the answer must not tell which names are accounts.
+            await asyncio.to_thread(self._dummy_verify, password)
             return None
         try:
             await asyncio.to_thread(self._hasher.verify, rows[0]["password"], password)
@@ -525,6 +528,12 @@ class Store(StaffViews):
             log.error("store: the password hash of a staff account is unreadable")
             return None
         return await self.staff(name)
+
+    def _dummy_verify(self, password: str) -> None:
+        if self._dummy_hash is None:
+            self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+        with contextlib.suppress(argon2.exceptions.VerificationError):
+            self._hasher.verify(self._dummy_hash, password)
 
     async def import_roster(self, actor: str, rows: Iterable[RosterRow]) -> int:
         """Add or update pupils, their groups and devices; returns how many pupils."""

@@ -222,3 +222,103 @@ def test_a_locked_database_gives_a_clear_page_and_the_dashboard_recovers(tmp_pat
             assert c.get("/lesson").status_code == 200
     finally:
         lock.close()
+
+
+def test_a_copied_session_cookie_is_worthless_after_sign_out(client: TestClient) -> None:
+    """Signing out ends the session everywhere: a copy of its cookie taken before no longer opens a page."""
+    assert sign_in(client) == 303
+    copied = client.cookies.get("klaswacht")
+    token = csrf_of(client.get("/lesson").text)
+    assert client.post("/logout", data={"csrf": token}).status_code == 303
+    client.cookies.set("klaswacht", copied)
+    assert client.get("/lesson").headers["location"] == "/login?next=/lesson"
+
+
+def test_a_new_password_ends_the_sessions_of_before(client: TestClient, tmp_path: Path) -> None:
+    """After a new password (or another role or groups) the account signs in anew."""
+    assert sign_in(client) == 303
+    assert client.get("/lesson").status_code == 200
+
+    async def change() -> None:
+        async with Store(tmp_path) as store:
+            assert await store.update_user("beheer", "juf", password="een-ander-wachtwoord")
+    asyncio.run(change())
+    assert client.get("/lesson").status_code == 303
+    assert sign_in(client, password="een-ander-wachtwoord") == 303
+
+
+def test_attempts_sent_at_once_are_throttled_too(tmp_path: Path) -> None:
+    """Wrong passwords sent in parallel cannot all be checked before the limit counts them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _accounts(tmp_path)
+    with TestClient(create_app(DashboardConfig(data_dir=tmp_path, login_failures=3)),
+                    follow_redirects=False) as c:
+        token = csrf_of(c.get("/login").text)
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda _: c.post("/login", data={"csrf": token, "name": "juf",
+                                                                   "password": "fout"}).status_code, range(12)))
+    assert codes.count(401) <= 3 and codes.count(429) >= 9
+
+
+def test_an_unknown_name_costs_a_password_check_as_well(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name that is no account is checked against a stand-in hash: the answer takes as long as a wrong password."""
+    _accounts(tmp_path)
+    checked: list[str] = []
+
+    class Counting:
+        def __init__(self, hasher: object) -> None:
+            self.hasher = hasher
+
+        def hash(self, password: str) -> str:
+            return self.hasher.hash(password)  # type: ignore[attr-defined,no-any-return]
+
+        def verify(self, hashed: str, password: str) -> bool:
+            checked.append(password)
+            return self.hasher.verify(hashed, password)  # type: ignore[attr-defined,no-any-return]
+
+    async def main() -> None:
+        async with Store(tmp_path) as store:
+            monkeypatch.setattr(store, "_hasher", Counting(store._hasher))
+            assert await store.verify_user("niemand", "geheim") is None
+            assert await store.verify_user("juf", "fout") is None
+    asyncio.run(main())
+    assert checked == ["geheim", "fout"]
+
+
+def test_behind_a_trusted_proxy_the_throttle_counts_each_staff_address(tmp_path: Path) -> None:
+    """With --trusted-proxy, X-Forwarded-For names the address: one guesser does not lock out the others."""
+    import json
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    from http.cookiejar import CookieJar
+
+    _accounts(tmp_path)
+    process = subprocess.Popen([sys.executable, "-m", "dashboards.serve", "--data-dir", str(tmp_path), "--port", "0",
+                                "--trusted-proxy", "127.0.0.1"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        host, port = json.loads(process.stdout.readline())["dashboard"]
+        base = f"http://{host}:{port}"
+
+        def attempt(address: str, name: str) -> int:
+            opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+            with opener.open(base + "/login", timeout=10) as page:
+                token = csrf_of(page.read().decode())
+            data = urllib.parse.urlencode({"csrf": token, "name": name, "password": "fout"}).encode()
+            request = urllib.request.Request(base + "/login", data=data, headers={"X-Forwarded-For": address})
+            try:
+                with opener.open(request, timeout=10) as answer:
+                    return answer.status
+            except urllib.error.HTTPError as e:
+                return e.code
+
+        assert [attempt("10.0.0.1", f"gok{n}") for n in range(5)] == [401] * 5
+        assert attempt("10.0.0.1", "gok5") == 429  # the guesser's address is throttled...
+        assert attempt("10.0.0.2", "juf") == 401  # ...a teacher elsewhere is not
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)  # also closes the pipe
