@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 from dashboards.catalogue import translate
 from dashboards.lessons import check_grant, grant_until_lesson_end, label, parse_host, school_clock
 from dashboards.roles import HOME, can
-from dashboards.timing import SchoolClock
+from dashboards.timing import FALLBACK, SchoolClock
 from dashboards.web import (
     BadInput,
     action,
@@ -38,12 +38,16 @@ from dashboards.web import (
     error_page,
     flash,
     language,
+    lists_of,
     local_path,
     page,
+    policy_of,
     render,
     store_of,
     templates,
 )
+from filters.policy import Policy
+from klaswacht.loading import Lists
 from klaswacht.store import Store
 from klaswacht.store.model import ANSWERS, Staff, StoreUnavailable, from_iso
 
@@ -75,13 +79,17 @@ def may_handle(staff: Staff, item: dict[str, Any]) -> bool:
 
 async def visible_items(store: Store, staff: Staff, since: datetime,
                         states: Iterable[str] = OPEN_STATES) -> list[dict[str, Any]]:
-    """The items `staff` sees since `since` (the newest FEED_LIMIT of each query): severe ones first, then
-    newest first."""
+    """The items `staff` sees since `since`: severe ones first, then newest first.
+
+    Severe items are read by a query of their own (of the staff member's groups, and for care of the whole
+    school), apart from the rest: a flood of blocks, reports or requests (FEED_LIMIT of them) cannot push an
+    older severe item out of the list. Each query reads at most FEED_LIMIT items.
+    """
     states = tuple(states)
     groups = sorted(staff.groups)
     found = await store.feed(since=since, groups=groups, states=states, limit=FEED_LIMIT)
-    if staff.role == "care":
-        found += await store.feed(since=since, severities=(SEVERE,), states=states, limit=FEED_LIMIT)
+    found += await store.feed(since=since, groups=None if staff.role == "care" else groups, severities=(SEVERE,),
+                              states=states, limit=FEED_LIMIT)
     unique = {item["id"]: item for item in found if may_handle(staff, item)}
     newest_first = sorted(unique.values(), key=lambda i: (i["time"], i["id"]), reverse=True)
     return sorted(newest_first, key=lambda i: i["severity"] != SEVERE)
@@ -119,10 +127,43 @@ def collapse(items: Iterable[dict[str, Any]]) -> list[Card]:
     return cards
 
 
-def _view(card: Card, staff: Staff, clock: SchoolClock, lang: str) -> dict[str, Any]:
+def bounded(cards: list[Card]) -> list[Card]:
+    """The cards the page shows: every severe card (their query has its own bound), then the others up to
+    MAX_CARDS in all."""
+    severe = [card for card in cards if card[0]["severity"] == SEVERE]
+    return severe + [card for card in cards if card[0]["severity"] != SEVERE][:max(MAX_CARDS - len(severe), 0)]
+
+
+def _opens(item: dict[str, Any], staff: Staff, clock: SchoolClock, policy: Policy, lists: Lists,
+           lang: str) -> str:
+    """What "Toestaan voor deze les" would open for a request, in words ("Toestaan opent: sociale media voor
+    groep 7-8 tot het einde van de les"): worked out as `answer` does, from the list entry or category the
+    block page confirmed, never from the host the pupil's form named. "" when nothing can be granted (the
+    button is not shown)."""
+    group = item.get("group_name")
+    if item["action"] != "request" or item["state"] == "closed" or not group or not can(staff.role, "grant"):
+        return ""
+    try:
+        what = _request_grant(item)
+        check_grant(what, policy, lists, lang)
+    except BadInput:
+        return ""
+    if "." in what:
+        text = translate("feed.opens.host", lang, host=what)
+    elif what in policy.search_categories:
+        text = translate("feed.opens.words", lang, category=label("category", what, lang))
+    else:
+        text = translate("feed.opens.category", lang, category=label("category", what, lang))
+    until = translate("feed.opens.lesson", lang) if clock.lesson_end(group) is not None else translate(
+        "feed.opens.fallback", lang, minutes=int(FALLBACK.total_seconds() // 60), group=group)
+    return translate("feed.opens", lang, what=text, group=group, until=until)
+
+
+def _view(card: Card, staff: Staff, clock: SchoolClock, lang: str, policy: Policy, lists: Lists) -> dict[str, Any]:
     """What the item partial shows of a card (its newest item, and how often since when), with every label in
     the reader's language."""
     item = card[0]
+    opens = _opens(item, staff, clock, policy, lists, lang)
     pupil = item.get("pupil_name") or translate("common.device", lang, id=item.get("client") or "?")
     when = clock.hhmm(from_iso(item["time"]))
     severe = item["severity"] == SEVERE
@@ -143,8 +184,11 @@ def _view(card: Card, staff: Staff, clock: SchoolClock, lang: str) -> dict[str, 
                              name=item["changed_by"], time=clock.hhmm(changed))
         if changed and item.get("changed_by") else "",
         "request": item["action"] == "request" and item["state"] != "closed",
-        # A request the block page could not confirm (no category) has nothing to open: it can only be refused.
-        "may_grant": can(staff.role, "grant") and bool(item.get("category")),
+        # A request the block page could not confirm (no category), or whose grant would be refused, has nothing
+        # to open: it can only be refused. Otherwise the card says what the grant opens, for whom, until when.
+        "may_grant": bool(opens), "opens": opens,
+        # The host of a report or request is what the pupil's page sent (a form can be forged): said so.
+        "host_by_page": item["action"] in SINGLE_ACTIONS,
     }
     key = collapse_key(item)
     repeats = translate("feed.repeats", lang, count=len(card), time=clock.hhmm(from_iso(card[-1]["time"]))) \
@@ -176,8 +220,9 @@ async def feed_page(request: Request, staff: Staff) -> Response:
     clock = school_clock(request)
     lang = language(request)
     items = await visible_items(store_of(request), staff, clock.midnight(), ALL_STATES if show_closed else OPEN_STATES)
-    cards = collapse(items)[:MAX_CARDS]
-    return render(request, "feed.html", staff, items=[_view(card, staff, clock, lang) for card in cards],
+    cards = bounded(collapse(items))
+    policy, lists = policy_of(request), lists_of(request)
+    return render(request, "feed.html", staff, items=[_view(card, staff, clock, lang, policy, lists) for card in cards],
                   back="/?closed=1" if show_closed else "/", show_closed=show_closed,
                   groups=", ".join(sorted(staff.groups)))
 
@@ -233,8 +278,9 @@ async def _live_events(request: Request, staff: Staff) -> AsyncIterator[str]:
         else:
             failing = False
         lang = language(request)
+        policy, lists = policy_of(request), lists_of(request)
         for card in cards:
-            yield _sse("item", card[0]["id"], _fragment(request, _view(card, staff, clock, lang), "/"))
+            yield _sse("item", card[0]["id"], _fragment(request, _view(card, staff, clock, lang, policy, lists), "/"))
         if items or not failing:
             sent = {item["id"] for item in items}  # what left the window never comes back into it
         if loop.time() - last_ping >= PING_SECONDS:

@@ -7,7 +7,9 @@ waits on the database. Grants and bans come from the store's snapshot (refreshed
 
 For IT's dry run of a list change it records what pupils search for (the text, without pupil, device
 or group) and each host once a local day per worker. Pupils' requests from the block page ("Ik heb dit
-nodig voor mijn opdracht") go to the store as events for the teacher, next to their reports.
+nodig voor mijn opdracht") go to the store as events for the teacher, next to their reports: only when
+posted by the pupil's own page (not by another website's, as the browser's Sec-Fetch-Site tells), and at
+most five of a client in ten minutes per worker (more are thanked for, and counted, not recorded).
 
 It also watches the policy file, the accounts file and the list folders, and reloads them whole when
 they change (a bad change is refused with file:line:reason and the version in force stays), and, when
@@ -23,7 +25,8 @@ import ipaddress
 import logging
 import time
 import weakref
-from collections.abc import Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -49,6 +52,7 @@ from proxy.blockpage import (
     Request,
     block_page,
     read_request,
+    refused_page,
     report_page,
     report_rule,
     request_page,
@@ -66,6 +70,14 @@ SEEN_TEXT = 200
 SEEN_HOSTS_A_DAY = 50_000
 # A report or request form is a few hundred bytes; only this much of a (forged) body is read.
 FORM_BYTES = 16 * 1024
+# Reports and requests recorded per client (pupil or device) in any REPORT_WINDOW seconds; more are thanked for
+# and not recorded. The clients remembered are at most REPORT_CLIENTS (past it, the longest quiet is forgotten).
+REPORTS_PER_CLIENT = 5
+REPORT_WINDOW = 600.0
+REPORT_CLIENTS = 10_000
+# A report or request is posted by the block page to its own host (same-origin), or sent by hand ("none": typed,
+# a bookmark); a client without the header is no browser. Any other value: another website's page posted it.
+_OWN_PAGE = frozenset({"same-origin", "none"})
 
 
 class Refused(Exception):
@@ -157,11 +169,44 @@ def _login_of(client: connection.Client) -> str | None:
     return str(found[0]) if found else None
 
 
+class RecentReports:
+    """How many reports and requests each client had recorded lately: at most `limit` in any `window` seconds.
+
+    Bounded: at most `limit` instants for each of at most `clients` clients; past that the client heard from
+    longest ago is forgotten (it may then send `limit` more: a small loss, against memory a flood could fill).
+    """
+
+    def __init__(self, limit: int, window: float, clients: int) -> None:
+        self.limit, self.window, self.clients = limit, window, clients
+        self._recent: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def allow(self, client: str, now: float) -> bool:
+        """Whether `client` may have one more recorded at `now` (monotonic seconds); if so it is counted."""
+        times = self._recent.get(client)
+        if times is None:
+            times = self._recent[client] = deque(maxlen=self.limit)
+            while len(self._recent) > self.clients:
+                self._recent.popitem(last=False)
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        self._recent.move_to_end(client)
+        if len(times) >= self.limit:
+            return False
+        times.append(now)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+
 class Klaswacht:
     """Enforces the school's policy on every HTTP request that reaches the proxy."""
 
     def __init__(self, metrics: ProxyMetrics) -> None:
         self.metrics = metrics
+        # The clock of the per-client limit on reports and requests (a test replaces it to drive it).
+        self.monotonic: Callable[[], float] = time.monotonic
+        self._reports = RecentReports(REPORTS_PER_CLIENT, REPORT_WINDOW, REPORT_CLIENTS)
         self.policy: Policy | None = None
         self.lists: Lists | None = None
         self.zone = ZoneInfo("Europe/Amsterdam")
@@ -472,42 +517,58 @@ class Klaswacht:
 
     def _report(self, flow: http.HTTPFlow) -> None:
         """The report page: GET shows it; POST files a report, or a request to open a block for an
-        assignment, as an alert for the teacher. Answered before any decision: also in a break or a ban."""
+        assignment, as an alert for the teacher. Answered before any decision: also in a break or a ban.
+
+        A POST that another website's page sent (Sec-Fetch-Site cross-site or same-site) is answered 403 with a
+        page that says it was not sent, and nothing is recorded. Of a client's reports and requests at most
+        REPORTS_PER_CLIENT in REPORT_WINDOW seconds are recorded; past that the pupil is thanked all the same
+        (pressing twice is no fault) and only the metric counts it.
+        """
+        status = 200
         if flow.request.method != "POST":
             page = report_page(False)
+        elif flow.request.headers.get("Sec-Fetch-Site", "none").strip().lower() not in _OWN_PAGE:
+            self.metrics.reports_dropped.labels("cross-site").inc()
+            status, page = 403, refused_page()
         else:
             body = (flow.request.get_content(strict=False) or b"")[:FORM_BYTES]
             form = parse_qs(body.decode("utf-8", "replace"))
-            if form.get("kind") == ["request"]:
-                self._record_request(flow, form)
-                page = request_page()
+            asking = form.get("kind") == ["request"]
+            page = request_page() if asking else report_page(True)
+            sender = self._sender(flow)
+            if sender is not None and not self._reports.allow(sender[0], self.monotonic()):
+                self.metrics.reports_dropped.labels("limit").inc()
+            elif asking:
+                self._record_request(flow, form, sender)
             else:
                 self.metrics.reports.inc()
-                self._record_report(flow, form)
-                page = report_page(True)
-        flow.response = http.Response.make(200, page, {
+                self._record_report(flow, form, sender)
+        flow.response = http.Response.make(status, page, {
             "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
 
-    def _sender(self, flow: http.HTTPFlow) -> tuple[str, str]:
-        """(pseudonymous client id, group) of whoever sent a report or request."""
-        assert self.store is not None
+    def _sender(self, flow: http.HTTPFlow) -> tuple[str, str] | None:
+        """(pseudonymous client id, group) of whoever sent a report or request; None when nothing is recorded
+        (no store, or no policy yet)."""
+        if self.store is None or self.policy is None:
+            return None
         address = client_address(flow)
         auth = flow.metadata.get("proxyauth")
         pupil, group = self._who(address, self.store.snapshot(), str(auth[0]) if auth else None)
         return pupil or self.store.client_for(address), group
 
-    def _record_report(self, flow: http.HTTPFlow, form: dict[str, list[str]]) -> None:
-        if self.store is None or self.policy is None:
+    def _record_report(self, flow: http.HTTPFlow, form: dict[str, list[str]], sender: tuple[str, str] | None) -> None:
+        if self.store is None or sender is None:
             return
-        client, group = self._sender(flow)
+        client, group = sender
         rule = report_rule(form)
         self.store.record(Event("report", "report", None, flow.request.pretty_host, (rule,) if rule else (),
                                 client, group, "normal"))
 
-    def _record_request(self, flow: http.HTTPFlow, form: dict[str, list[str]]) -> None:
-        if self.store is None or self.policy is None or self.lists is None:
+    def _record_request(self, flow: http.HTTPFlow, form: dict[str, list[str]],
+                        sender: tuple[str, str] | None) -> None:
+        if self.store is None or self.policy is None or self.lists is None or sender is None:
             return
-        client, group = self._sender(flow)
+        client, group = sender
         asked = read_request(form, self.policy, self.lists.terms, self.lists.hosts)
         self.store.record(Event("request", asked.rule, asked.category, asked.host, asked.entries, client, group,
                                 "normal"))

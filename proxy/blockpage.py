@@ -3,7 +3,8 @@
 Both forms post to REPORT_PATH: "Meld het bij je leerkracht" (kind=report, and the rule), and, for a
 block a teacher can lift for a lesson, "Ik heb dit nodig voor mijn opdracht" (kind=request, with the
 rule, category, host and the list entries that blocked). A pupil can forge either form: `read_request`
-keeps only values that the policy and the lists confirm.
+keeps only values that the policy and the lists confirm. Another website's page can post them too: the
+addon answers such a post (the browser's Sec-Fetch-Site says so) with `refused_page` and records nothing.
 """
 
 from __future__ import annotations
@@ -177,6 +178,19 @@ def read_request(form: Mapping[str, Sequence[str]], policy: Policy, terms: TermL
             if any(value in match.terms(c) for c in CATEGORIES):
                 entries.append(value)
     return Request(rule, category, _host(_first(form, "host", MAX_HOST)), tuple(entries))
+
+
+def refused_page() -> bytes:
+    """The answer to a report or request posted from another website's page (its browser said so): nothing
+    was sent, and the button here (on this page's own host, so not refused) lets a pupil tell all the same."""
+    return _page("Niet verstuurd", f"""<h1>Niet verstuurd</h1>
+<p>Dit bericht kwam van een andere website. Daarom is het niet naar je leerkracht gestuurd. Wil je zelf iets
+melden? Druk dan op de knop.</p>
+<form method="post" action="{REPORT_PATH}">
+<button type="submit">Meld het</button>
+</form>
+<p class="en" lang="en"><strong>Not sent.</strong> This message came from another website, so it was not sent
+to your teacher. Do you want to tell your teacher something yourself? Press the button.</p>""")
 
 
 def report_page(sent: bool) -> bytes:

@@ -16,6 +16,7 @@ from filters.hosts import ALLOW, HOST_CATEGORIES
 from filters.terms import CATEGORIES
 
 ACTIONS = ("allow", "block", "alert")
+DROPPED = ("limit", "cross-site")  # why a report or request was answered but not recorded
 # Decisions take microseconds; the buckets reach to 50 ms to show a stall.
 BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)
 
@@ -35,6 +36,12 @@ class ProxyMetrics:
         self.reloads = Counter("klaswacht_reloads", "Reloads of the policy and lists", ("result",),
                                registry=registry)
         self.reports = Counter("klaswacht_reports", "Reports filed by pupils on the report page", registry=registry)
+        # Reports and requests answered but not recorded: past the per-client limit, or posted from another site.
+        self.reports_dropped = Counter("klaswacht_reports_dropped",
+                                       "Reports and requests not recorded, by reason: limit or cross-site",
+                                       ("reason",), registry=registry)
+        for why in DROPPED:
+            self.reports_dropped.labels(why)
         for result in ("ok", "failed"):
             self.reloads.labels(result)
         self.interceptions = Counter("klaswacht_tls_connections", "TLS connections by choice: decrypt or passthrough",

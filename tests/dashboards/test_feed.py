@@ -29,6 +29,7 @@ from dashboard_helpers import (
 from playwright.sync_api import expect, sync_playwright
 from starlette.testclient import TestClient
 
+import dashboards.feed
 from dashboards.app import create_app
 from dashboards.catalogue import MESSAGES
 from dashboards.config import DashboardConfig
@@ -308,6 +309,69 @@ def test_a_report_names_its_block_and_an_unconfirmed_request_can_only_be_refused
     assert client.post(f"/alerts/{ids['request']}/answer", data={"csrf": token, "answer": "granted"}
                        ).status_code == 400
     assert stored_state(school.data_dir) == before
+
+
+def test_a_request_card_says_what_allowing_opens_and_whose_word_the_host_is(school: School,
+                                                                             client: TestClient) -> None:
+    """A request's host comes from the pupil's form; what "Toestaan voor deze les" opens comes from the list
+    entry or category the block page confirmed. The card says both: the host as the block page's, and exactly
+    what a grant opens, for which group, until when. A forged host next to a bare category opens the whole
+    category, and the card says so; a request whose grant would be refused has no grant button."""
+    anna = school.pupils["1001"]
+    record(school.data_dir,
+           Event("request", "closed-category", "social", "www.wikipedia.org", (), anna, "groep 7-8", "normal"),
+           Event("request", "closed-category", "adult", "www.pornhub.com", ("pornhub.com",), anna, "groep 7-8",
+                 "normal"))
+    ids = {str(i["host"]): str(i["id"]) for i in _items(school.data_dir) if i["action"] == "request"}
+    token = sign_in(client, "juf")
+    html = client.get("/").text
+    domain = _li(html, school.items["tiktok.com"])
+    assert "Website volgens de blokkadepagina:</span> www.tiktok.com" in domain
+    assert "Toestaan opent: tiktok.com en alles eronder voor groep 7-8 tot het einde van de les." in domain
+    assert "Toestaan opent: zoeken op geweld (alle zoekwoorden van die soort) voor groep 7-8 tot het einde van de " \
+           "les." in _li(html, school.items["mes"])
+    forged = _li(html, ids["www.wikipedia.org"])
+    assert "Website volgens de blokkadepagina:</span> www.wikipedia.org" in forged
+    assert "Toestaan opent: sociale media (alle websites van die soort) voor groep 7-8 tot het einde van de " \
+           "les." in forged
+    assert '<button type="submit" name="answer" value="granted">Toestaan voor deze les</button>' in forged
+    never = _li(html, ids["www.pornhub.com"])
+    assert "Toestaan" not in never and ">Nee</button>" in never
+    blocked = _li(html, school.items["seks"])  # the proxy saw this host itself: no remark
+    assert "Website:</span> www.google.com" in blocked and "blokkadepagina" not in blocked
+    # what the card said is what the grant opens
+    client.post(f"/alerts/{ids['www.wikipedia.org']}/answer", data={"csrf": token, "answer": "granted"})
+    assert [(g["group_name"], g["what"]) for g in _active_grants(school.data_dir)] == [("groep 7-8", "social")]
+    client.cookies.set("lang", "en")
+    html = client.get("/").text
+    assert "Allowing opens: tiktok.com and everything under it for groep 7-8 until the end of the lesson." in html
+    assert "Website according to the block page:</span> www.tiktok.com" in html
+
+
+def test_a_request_card_outside_a_lesson_says_the_grant_lasts_45_minutes(school: School) -> None:
+    """Before school the grant falls back to 45 minutes, and the card says so."""
+    with app_client(school.data_dir, fake_clock=LESSON_CLOCK.replace(hour=7)) as client:
+        sign_in(client, "juf")
+        card = _li(client.get("/").text, school.items["tiktok.com"])
+    assert "Toestaan opent: tiktok.com en alles eronder voor groep 7-8 voor 45 minuten (groep 7-8 heeft nu geen " \
+           "les)." in card
+
+
+def test_a_flood_of_reports_cannot_push_a_severe_alert_off_the_list(school: School, client: TestClient,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pupil who sends more reports than the list reads (FEED_LIMIT, here 20) after a severe alert of their
+    group does not hide it: severe items have a query of their own, and the page stays bounded (MAX_CARDS)."""
+    monkeypatch.setattr(dashboards.feed, "FEED_LIMIT", 20)
+    monkeypatch.setattr(dashboards.feed, "MAX_CARDS", 10)
+    bram = school.pupils["1002"]
+    flood = _again(school, *[Event("report", "report", None, "www.google.com", ("search-words",), bram,
+                                   "groep 5-6", "normal")] * 25)
+    sign_in(client, "meester")
+    listed = _listed_ids(client.get("/").text)
+    assert listed[0] == school.items["ik maak je af"]
+    assert listed[1:] == flood[::-1][:9]  # the newest reports fill the rest of the bounded page
+    sign_in(client, "zorg")
+    assert _listed_ids(client.get("/").text) == [school.items["ik maak je af"]]
 
 
 # Each state-changing endpoint of the list against every way it must refuse: (who signs in, CSRF, item).

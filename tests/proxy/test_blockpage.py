@@ -17,6 +17,7 @@ from proxy.blockpage import (
     Request,
     block_page,
     read_request,
+    refused_page,
     report_rule,
     request_page,
 )
@@ -55,6 +56,14 @@ def test_form_values_are_escaped() -> None:
     page = block_page(SEARCH_BLOCK, Request("search-words", "sex", "x.nl", ('"><script>x</script>',))).decode()
     assert "<script>x" not in page
     assert ("entry", '"><script>x</script>') in hidden_fields(page)
+
+
+def test_the_page_of_a_post_from_another_website_says_nothing_was_sent() -> None:
+    """Dutch first, then English: not sent, and one plain report button (no fields carried over) on this host."""
+    page = refused_page().decode()
+    assert page.index("Niet verstuurd") < page.index('<p class="en" lang="en"><strong>Not sent.</strong>')
+    assert page.count(f'<form method="post" action="{REPORT_PATH}">') == 1 and 'type="hidden"' not in page
+    assert "Dank je wel" not in page and "Meld het</button>" in page
 
 
 def test_the_thank_you_page_of_a_request_is_dutch_first() -> None:

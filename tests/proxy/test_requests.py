@@ -23,13 +23,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from mitmproxy import http
 from prometheus_client import CollectorRegistry
-from proxy_helpers import KLASWACHT, ROOT, Parent, Running, fetch, fetch_from, start, until
+from proxy_helpers import KLASWACHT, ROOT, Parent, Running, fetch, fetch_from, metric, start, until
 
 import proxy.addon
 from klaswacht.store import Event
 from klaswacht.store.model import Snapshot
-from proxy.addon import Klaswacht
+from proxy.addon import Klaswacht, RecentReports
 from proxy.metrics import ProxyMetrics
 
 with warnings.catch_warnings():
@@ -228,6 +229,75 @@ def test_reports_and_requests_are_answered_and_recorded_in_a_break(pause: Runnin
         ("request", "closed-category", "social", "m.tiktok.com", '["tiktok.com"]', "normal")]
 
 
+# --- forged from another website, or flooded
+
+# Each test below posts from loopback addresses of its own: the per-client limit counts per source address.
+FLOOD = "127.0.0.21"
+
+
+def reports_about(running: Running, host: str) -> list[dict[str, Any]]:
+    return rows(running, "SELECT action, client, host FROM events WHERE action IN ('report', 'request') "
+                         "AND host = ?", (host,))
+
+
+def test_a_pupil_pressing_again_and_again_is_thanked_but_recorded_five_times(lesson: Running) -> None:
+    """Seven reports and requests from one device within ten minutes: every one thanked with its own page, five
+    recorded, two counted as dropped; another device still reaches the teacher."""
+    host = "www.flood-test.nl"
+    before = metric(lesson, 'klaswacht_reports_dropped_total{reason="limit"}')
+    for n in range(7):
+        if n % 2:
+            status, page = fetch_from(lesson.proxy, f"http://{host}/.klaswacht/meld", FLOOD,
+                                      data=f"kind=request&rule=closed-category&category=social&host={host}".encode())
+            assert status == 200 and "Je vraag is naar je leerkracht gestuurd." in page
+        else:
+            status, page = fetch_from(lesson.proxy, f"http://{host}/.klaswacht/meld", FLOOD, data=b"kind=report")
+            assert status == 200 and "Dank je wel!" in page
+    assert metric(lesson, 'klaswacht_reports_dropped_total{reason="limit"}') == before + 2
+    found = wait_rows(lesson, f"SELECT 1 FROM events WHERE host = '{host}'", lambda r: len(r) >= 5)
+    assert len(found) == 5
+    status, _ = fetch_from(lesson.proxy, f"http://{host}/.klaswacht/meld", "127.0.0.22", data=b"kind=report")
+    assert status == 200
+    wait_rows(lesson, f"SELECT 1 FROM events WHERE host = '{host}'", lambda r: len(r) == 6)
+    clients = {r["client"] for r in reports_about(lesson, host)}
+    assert len(clients) == 2  # five of the first device, one of the second
+
+
+@pytest.mark.parametrize(("source", "site", "recorded"), [
+    ("127.0.0.23", "cross-site", False),
+    ("127.0.0.24", "same-site", False),
+    ("127.0.0.25", "same-origin", True),
+    ("127.0.0.26", "none", True),
+    ("127.0.0.27", None, True),
+])
+def test_a_report_or_request_posted_by_another_website_is_refused(lesson: Running, source: str, site: str | None,
+                                                                  recorded: bool) -> None:
+    """A browser says which page posted (Sec-Fetch-Site): the block page on its own host (same-origin), or the
+    pupil by hand (none); a client without the header is no browser. Another website's page that posts a report
+    or request (cross-site, or a sister site: same-site) gets a 403 page that says nothing was sent, with a button
+    to report by hand; nothing is recorded, and the metric counts it."""
+    host = f"www.site-{source.rsplit('.', 1)[1]}.nl"
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} | ({"Sec-Fetch-Site": site} if site else {})
+    before = metric(lesson, 'klaswacht_reports_dropped_total{reason="cross-site"}')
+    status, report = fetch_from(lesson.proxy, f"http://{host}/.klaswacht/meld", source, headers,
+                                data=b"kind=report&rule=search-words")
+    _, request = fetch_from(lesson.proxy, f"http://{host}/.klaswacht/meld", source, headers,
+                            data=f"kind=request&rule=closed-category&category=social&host={host}".encode())
+    if recorded:
+        assert status == 200 and "Dank je wel!" in report and "Je vraag is naar je leerkracht gestuurd." in request
+        wait_rows(lesson, f"SELECT 1 FROM events WHERE host = '{host}'", lambda r: len(r) == 2)
+        return
+    assert status == 403
+    for page in (report, request):
+        assert page.index("Niet verstuurd") < page.index("Not sent.")
+        assert 'action="/.klaswacht/meld"' in page and "Dank je wel" not in page and "Je vraag is" not in page
+    assert metric(lesson, 'klaswacht_reports_dropped_total{reason="cross-site"}') == before + 2
+    # a sent-by-hand report from the same device afterwards is recorded (it reached the store): nothing was held up
+    fetch_from(lesson.proxy, f"http://{host}/.klaswacht/meld", source, data=b"kind=report")
+    found = wait_rows(lesson, f"SELECT action FROM events WHERE host = '{host}'", bool)
+    assert [r["action"] for r in found] == ["report"]
+
+
 # --- IT's dry run: search texts and hosts, without pupils
 
 LONG = "waarom is de lucht blauw " * 12  # 300 characters
@@ -398,3 +468,109 @@ async def _opened(dest: str | None, kept: bool) -> None:
     assert any(e.action == "seen-search" for e in recorded) == kept
     # A self-harm signal is recorded however it was asked: care staff must not miss it in an autocomplete call.
     assert [e.severity for e in severe if e.action == "alert"] == ["severe"]
+
+
+# --- the per-client limit and the cross-site refusal, without a socket
+
+class PerAddressStore(RecordingStore):
+    """A RecordingStore whose devices have a pseudonym each, as the real store gives them."""
+
+    def client_for(self, address: str) -> str:
+        return f"d-{address}"
+
+
+def posted(addon: Klaswacht, body: bytes, source: str = "10.0.0.5", site: str | None = None) -> http.Response:
+    """Run the report path's hooks on a POST of `body` from `source` (Sec-Fetch-Site `site` if given)."""
+    flow = tflow.tflow()
+    flow.client_conn.peername = (source, 50000)
+    flow.request.method = "POST"
+    flow.request.url = "http://www.google.nl/.klaswacht/meld"
+    flow.request.content = body
+    if site is not None:
+        flow.request.headers["Sec-Fetch-Site"] = site
+    addon.requestheaders(flow)
+    addon.request(flow)
+    assert flow.response is not None
+    return flow.response
+
+
+def test_five_reports_and_requests_a_client_in_ten_minutes_are_recorded() -> None:
+    """On the addon's monotonic clock: five of one device recorded, the next thanked and counted as dropped, another
+    device recorded meanwhile; ten minutes after the first, one more of the first device is recorded."""
+    asyncio.run(_limited())
+
+
+async def _limited() -> None:
+    metrics = ProxyMetrics(CollectorRegistry())
+    addon = Klaswacht(metrics)
+    store = PerAddressStore()
+    clock = [1000.0]
+    addon.monotonic = lambda: clock[0]
+
+    def dropped() -> float | None:
+        return metrics.registry.get_sample_value("klaswacht_reports_dropped_total", {"reason": "limit"})
+
+    with taddons.context(ProxyAuth(), addon) as tctx:
+        tctx.configure(addon, klaswacht_policy=str(ROOT / "policies" / "primary.toml"), klaswacht_period="lesson")
+        addon.store = store  # type: ignore[assignment]
+        for n in range(5):
+            body = b"kind=report" if n % 2 else b"kind=request&rule=closed-category&category=social"
+            assert posted(addon, body).status_code == 200
+            clock[0] += 60
+        assert [e.client for e in store.recorded] == ["d-10.0.0.5"] * 5
+        for body, thanks in ((b"kind=report", b"Dank je wel!"), (b"kind=request", b"Je vraag is verstuurd")):
+            response = posted(addon, body)
+            assert response.status_code == 200 and thanks in response.content
+        assert len(store.recorded) == 5 and dropped() == 2
+        # the reports recorded, not the one dropped
+        assert metrics.registry.get_sample_value("klaswacht_reports_total") == 2
+        assert posted(addon, b"kind=report", source="10.0.0.6").status_code == 200
+        assert store.recorded[-1].client == "d-10.0.0.6"
+        clock[0] = 1000.0 + proxy.addon.REPORT_WINDOW  # the first one is ten minutes old
+        posted(addon, b"kind=report")
+        posted(addon, b"kind=report")
+        assert [e.client for e in store.recorded[6:]] == ["d-10.0.0.5"] and dropped() == 3
+
+
+def test_the_clients_remembered_for_the_limit_are_bounded() -> None:
+    """At most `clients` clients, each with at most `limit` instants; the one heard from longest ago is forgotten
+    first. The addon remembers 10,000."""
+    recent = RecentReports(limit=2, window=600.0, clients=3)
+    assert recent.allow("a", 0) and recent.allow("a", 1) and not recent.allow("a", 2)
+    assert recent.allow("b", 3) and recent.allow("c", 4)
+    assert not recent.allow("a", 5)  # a heard from again: now b is the longest quiet
+    assert recent.allow("d", 6) and len(recent) == 3
+    assert recent.allow("b", 7) and recent.allow("b", 8)  # b was forgotten: a fresh start
+    assert not recent.allow("a", 9) and recent.allow("a", 600) and not recent.allow("a", 600.5)  # 0 is out, 1 in
+    for n in range(20_000):
+        recent.allow(f"x{n}", 700 + n)
+    assert len(recent) == 3
+    assert Klaswacht(ProxyMetrics(CollectorRegistry()))._reports.clients == 10_000
+
+
+@pytest.mark.parametrize(("site", "recorded"), [(None, True), ("none", True), ("same-origin", True),
+                                                ("Same-Origin", True), ("same-site", False), ("cross-site", False),
+                                                ("", False), ("same-origin, cross-site", False)])
+def test_only_the_pupils_own_page_may_post_a_report_or_request(site: str | None, recorded: bool) -> None:
+    """A POST with Sec-Fetch-Site other than same-origin or none (or without it) is answered 403, not recorded,
+    counted as cross-site, and does not use up the device's limit; a GET shows the report page whatever it says."""
+    asyncio.run(_own_page(site, recorded))
+
+
+async def _own_page(site: str | None, recorded: bool) -> None:
+    metrics = ProxyMetrics(CollectorRegistry())
+    addon = Klaswacht(metrics)
+    store = PerAddressStore()
+    with taddons.context(ProxyAuth(), addon) as tctx:
+        tctx.configure(addon, klaswacht_policy=str(ROOT / "policies" / "primary.toml"), klaswacht_period="lesson")
+        addon.store = store  # type: ignore[assignment]
+        for _ in range(6):
+            for body in (b"kind=report", b"kind=request&rule=closed-category&category=social"):
+                response = posted(addon, body, site=site)
+                assert response.status_code == (200 if recorded else 403)
+                assert (b"Niet verstuurd" in response.content) != recorded
+        assert len(store.recorded) == (5 if recorded else 0)
+        assert metrics.registry.get_sample_value("klaswacht_reports_dropped_total", {"reason": "cross-site"}) == (
+            0 if recorded else 12)
+        if not recorded:
+            assert posted(addon, b"kind=report").status_code == 200 and len(store.recorded) == 1
