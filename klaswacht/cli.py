@@ -11,7 +11,7 @@ from pathlib import Path
 
 from filters.decide import Context, Facts, decide
 from filters.policy import PERIODS, PolicyError
-from klaswacht import checks, evaluate, explaining, store_cli
+from klaswacht import backup, checks, evaluate, explaining, store_cli
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, load_lists, load_policy
 from klaswacht.store import default_data_dir
 
@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     store_cli.add_commands(sub)
+    backup.add_commands(sub, default_data_dir())
 
     p = sub.add_parser("run", help="start proxy, dashboard and metrics on loopback; stop with Ctrl-C or SIGTERM")
     p.add_argument("--policy", default=str(DEFAULT_POLICY),
