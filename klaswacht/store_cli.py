@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from filters.hosts import HOST_CATEGORIES, parse_domain
 from filters.terms import ListError
 from klaswacht.loading import DEFAULT_POLICY, load_policy
-from klaswacht.store import Store, StoreError, default_data_dir
+from klaswacht.store import DATABASE_ENV, Store, StoreError, default_data_dir, default_database_url
 from klaswacht.store.model import ROLES
 from klaswacht.store.roster import parse_roster
 
@@ -59,7 +59,7 @@ def _grant_target(text: str) -> str:
 
 def _run(args: argparse.Namespace, action: Callable[[Store], Awaitable[int]], **retention: int) -> int:
     async def main() -> int:
-        store = Store(Path(args.data_dir), **retention)
+        store = Store(Path(args.data_dir), database_url=args.database, **retention)
         await store.open(background=False)
         try:
             return await action(store)
@@ -211,6 +211,9 @@ def _login() -> str:
 def _store_options(parser: argparse.ArgumentParser, audited: bool = True) -> None:
     parser.add_argument("--data-dir", default=str(default_data_dir()), metavar="DIR",
                         help="where the database, spill files and secret are (default: %(default)s)")
+    parser.add_argument("--database", default=default_database_url(), metavar="URL",
+                        help=f"a postgresql:// URL to keep the data on that server instead of in the data dir "
+                             f"(default: ${DATABASE_ENV}, else SQLite in the data dir)")
     if audited:
         parser.add_argument("--actor", default=f"cli:{_login()}",
                             help="who does this, for the audit log (default: %(default)s)")

@@ -2,6 +2,7 @@
 the database. See README.md in this folder."""
 
 from klaswacht.store.model import Event, Snapshot, Staff, StoreError, StoreUnavailable
-from klaswacht.store.store import DB_NAME, Store, default_data_dir
+from klaswacht.store.store import DATABASE_ENV, DB_NAME, Store, default_data_dir, default_database_url
 
-__all__ = ["DB_NAME", "Event", "Snapshot", "Staff", "Store", "StoreError", "StoreUnavailable", "default_data_dir"]
+__all__ = ["DATABASE_ENV", "DB_NAME", "Event", "Snapshot", "Staff", "Store", "StoreError", "StoreUnavailable",
+           "default_data_dir", "default_database_url"]

@@ -1,4 +1,4 @@
-"""What the store needs from a database: the seam where a PostgreSQL adapter will fit next to SQLite.
+"""What the store needs from a database: the seam between the store and its adapters (sqlite.py, postgres.py).
 
 Adapters raise StoreUnavailable (reason busy, full, gone or io) for conditions that pass, and
 StoreError for everything else; the store above them never sees a driver's exception.
@@ -30,7 +30,17 @@ class Database(Protocol):
     async def close(self) -> None: ...
 
     async def ensure_current(self) -> bool:
-        """Reconnect when the database behind the connection was removed or replaced; True if it did."""
+        """Reconnect when the database behind the connection was removed or replaced, or the connection
+        was lost; True if it did."""
+        ...
+
+    def moved(self) -> bool:
+        """True when the database was replaced under the open connections (SQLite's file); False for a server."""
+        ...
+
+    async def lock_schema(self, tx: Transaction) -> None:
+        """Serialise migrations of processes starting at once, until `tx` ends (a no-op where the
+        transaction itself serialises them, as SQLite's BEGIN IMMEDIATE does)."""
         ...
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:

@@ -1,6 +1,6 @@
 """The schema as versioned migrations of portable SQL, and the one function that applies them.
 
-Rules that keep a PostgreSQL adapter possible: standard types only (TEXT, INTEGER), ids made by the
+Rules that keep them running unchanged on SQLite and PostgreSQL: standard types only (TEXT, INTEGER), ids made by the
 store (no AUTOINCREMENT / SERIAL), times as ISO 8601 UTC text, `?` placeholders (an adapter whose
 driver wants `$1` or `%s` translates them). A migration is never edited once released: add one.
 """
@@ -128,15 +128,20 @@ async def migrate(db: Database, upto: int = LATEST) -> int:
     """Bring the database to schema `upto`, one transaction per migration; returns the version.
 
     Safe when several processes open the same database at once: each migration re-reads the
-    version inside its own write transaction, so a step is applied exactly once.
+    version inside its own write transaction, under the adapter's schema lock (SQLite's BEGIN
+    IMMEDIATE, PostgreSQL's advisory lock), so a step is applied exactly once.
     """
-    await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY, "
-                     "applied TEXT NOT NULL, description TEXT NOT NULL)")
+    async with db.transaction() as tx:
+        # Under the lock: PostgreSQL sessions creating the same table at once can collide on its type.
+        await db.lock_schema(tx)
+        await tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY, "
+                         "applied TEXT NOT NULL, description TEXT NOT NULL)")
     version = 0
     for migration in MIGRATIONS:
         if migration.version > upto:
             break
         async with db.transaction() as tx:
+            await db.lock_schema(tx)
             rows = await tx.fetchall("SELECT MAX(version) AS version FROM schema_version")
             version = rows[0]["version"] or 0
             if version > LATEST:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from klaswacht.store.database import Params, Row
+from klaswacht.store.database import Params, Row, Transaction
 from klaswacht.store.model import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,9 @@ class SqliteDatabase:
             await self.close()
             await self.open()
             return True
+
+    async def lock_schema(self, tx: Transaction) -> None:
+        """Nothing to take: BEGIN IMMEDIATE already serialises the transactions of all processes."""
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqliteTransaction]:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import argon2
 
-from klaswacht.store.database import Params, Row, Transaction
+from klaswacht.store.database import Database, Params, Row, Transaction
 from klaswacht.store.intake import COUNTERS, Intake, Item
 from klaswacht.store.model import (
     DRY_RUN_DAYS,
@@ -40,6 +40,7 @@ from klaswacht.store.model import (
     iso,
     now_utc,
 )
+from klaswacht.store.postgres import PostgresDatabase
 from klaswacht.store.privacy import Pseudonyms, load_secret
 from klaswacht.store.roster import RosterRow
 from klaswacht.store.schema import migrate
@@ -61,6 +62,14 @@ _COUNT_SEEN = ("INSERT INTO {0} (day, {1}, count) VALUES (?, ?, ?) "
                "ON CONFLICT (day, {1}) DO UPDATE SET count = {0}.count + excluded.count")
 _INSERT_AUDIT = "INSERT INTO audit (id, time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)"
 _PAGE = 1000
+
+
+DATABASE_ENV = "KLASWACHT_DATABASE"
+
+
+def default_database_url() -> str | None:
+    """The database named by $KLASWACHT_DATABASE (a postgresql:// URL), or None: SQLite in the data dir."""
+    return os.environ.get(DATABASE_ENV) or None
 
 
 def default_data_dir() -> Path:
@@ -103,12 +112,16 @@ def _report_crash(task: asyncio.Task[None]) -> None:
 
 
 class Store(StaffViews):
-    """Everything klaswacht keeps, in `data_dir` (database, spill files, the pseudonym secret)."""
+    """Everything klaswacht keeps, in `data_dir` (database, spill files, the pseudonym secret).
+
+    `database_url` None keeps the database in `data_dir` (SQLite); a `postgresql://` URL keeps it on that
+    PostgreSQL server, and `data_dir` still holds the pseudonym secret and the spill files.
+    """
 
     def __init__(self, data_dir: Path | str, *, events_days: int = 28, audit_days: int = 365,
                  queue_bound: int = 2000, batch_size: int = 500, batch_interval: float = 0.2,
                  snapshot_interval: float = 1.0, purge_interval: float = 3600.0, busy_timeout: float = 0.3,
-                 staff_timeout: float = 5.0, max_backoff: float = 1.0) -> None:
+                 staff_timeout: float = 5.0, max_backoff: float = 1.0, database_url: str | None = None) -> None:
         if events_days < 1 or audit_days < 1:
             raise ValueError("retention must be at least one day")
         self.data_dir = Path(data_dir)
@@ -121,7 +134,8 @@ class Store(StaffViews):
         self.staff_timeout = staff_timeout
         self.max_backoff = max_backoff
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
-        self.db = SqliteDatabase(self.data_dir / DB_NAME, busy_timeout)
+        self.db: Database = (SqliteDatabase(self.data_dir / DB_NAME, busy_timeout) if not database_url
+                             else PostgresDatabase(database_url, busy_timeout))
         # Names of pupils live in here: the folder is for the service's user only.
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.pseudonyms = Pseudonyms(load_secret(self.data_dir / "secret.key"))

@@ -9,9 +9,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from store_helpers import event, query
+from store_helpers import event, make_store, query
 
-from klaswacht.store import Store
 from klaswacht.store.model import now_utc
 
 KLASWACHT = str(Path(sys.executable).parent / "klaswacht")
@@ -26,7 +25,7 @@ def test_events_prints_json_lines_oldest_first(data_dir: Path) -> None:
     start = now_utc() - timedelta(hours=1)
 
     async def seed() -> None:
-        async with Store(data_dir) as store:
+        async with make_store(data_dir) as store:
             store.record(event(2, time=start + timedelta(minutes=2), category="violence", group="groep 8"))
             store.record(event(1, time=start + timedelta(minutes=1)))
             assert await store.flush()
@@ -93,7 +92,7 @@ def test_purge_applies_the_policys_retention(data_dir: Path, tmp_path: Path) -> 
     now = now_utc()
 
     async def seed() -> None:
-        async with Store(data_dir) as store:
+        async with make_store(data_dir) as store:
             store.record(event(1, time=now - timedelta(days=10)))
             store.record(event(2, time=now - timedelta(days=3)))
             assert await store.flush()

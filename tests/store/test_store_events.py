@@ -7,9 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
-from store_helpers import count_rows, event, query
+from store_helpers import count_rows, event, make_store, query
 
-from klaswacht.store import Event, Store
+from klaswacht.store import Event
 from klaswacht.store.metrics import StoreCollector
 from klaswacht.store.model import now_utc
 
@@ -19,7 +19,7 @@ def test_events_come_back_oldest_first_with_the_contract_fields(data_dir: Path) 
     start = now_utc()
 
     async def main() -> list[dict[str, object]]:
-        async with Store(data_dir) as store:
+        async with make_store(data_dir) as store:
             for n in reversed(range(2500)):  # recorded newest first
                 store.record(event(n, time=start + timedelta(seconds=n)))
             assert await store.flush()
@@ -36,7 +36,7 @@ def test_filters_select_by_time_category_and_group(data_dir: Path) -> None:
     start = now_utc()
 
     async def main() -> None:
-        async with Store(data_dir) as store:
+        async with make_store(data_dir) as store:
             store.record(event(0, time=start, category="sex", group="groep 7"))
             store.record(event(1, time=start + timedelta(minutes=1), category="violence", group="groep 7"))
             store.record(event(2, time=start + timedelta(minutes=2), category="sex", group="groep 8"))
@@ -53,7 +53,7 @@ def test_allowed_searches_are_counted_not_kept(data_dir: Path) -> None:
     """An allowed search adds one to a per-day, group and engine counter; no row with text or pupil."""
 
     async def main() -> None:
-        async with Store(data_dir) as store:
+        async with make_store(data_dir) as store:
             for _ in range(3):
                 store.record(Event("search", "none", host="www.google.com", client="p-0123456789abcdef",
                                    group="groep 7"))
@@ -72,7 +72,7 @@ def test_event_with_severity_opens_an_alert_that_staff_can_close(data_dir: Path)
     """Severity makes an alert (state new); a state change records who and when, and is audited."""
 
     async def main() -> None:
-        async with Store(data_dir) as store:
+        async with make_store(data_dir) as store:
             store.record(event(1, severity="high", category="self-harm", action="alert"))
             store.record(event(2))
             assert await store.flush()
@@ -92,7 +92,7 @@ def test_a_url_given_as_host_is_kept_as_host_only(data_dir: Path) -> None:
     """Paths and query strings (which may carry tokens) never reach the database."""
 
     async def main() -> None:
-        async with Store(data_dir) as store:
+        async with make_store(data_dir) as store:
             store.record(Event("block", "closed-category", "social",
                                "https://www.tiktok.com/@x/video?token=SECRET"))
             assert await store.flush()
@@ -105,7 +105,7 @@ def test_writer_and_readers_work_at_the_same_time(data_dir: Path) -> None:
     """Readers (events, snapshot) run while batches are written: they never fail and never see events vanish."""
 
     async def main() -> None:
-        async with Store(data_dir, batch_size=100, batch_interval=0.01) as store:
+        async with make_store(data_dir, batch_size=100, batch_interval=0.01) as store:
             done = asyncio.Event()
 
             async def produce() -> None:
@@ -135,7 +135,7 @@ def test_store_collector_exposes_counters_and_queue_depth(data_dir: Path) -> Non
     """The Prometheus collector reads the counters at scrape time."""
 
     async def main() -> None:
-        store = Store(data_dir, queue_bound=3)
+        store = make_store(data_dir, queue_bound=3)
         registry = CollectorRegistry()
         registry.register(StoreCollector(store))
         for n in range(5):

@@ -9,9 +9,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from store_helpers import count_rows, event, terms_stored
+import pytest
+from store_helpers import count_rows, event, make_store, terms_stored
 
-from klaswacht.store import Event, Store
+from klaswacht.store import Event
 
 LOCK_HOLDER = """
 import sqlite3, sys, time
@@ -25,11 +26,12 @@ print("released", flush=True)
 """
 
 
+@pytest.mark.sqlite_only  # SQLite's own failure; the PostgreSQL counterpart is in test_store_postgres.py
 def test_lock_from_another_process_delays_nothing_and_loses_nothing(data_dir: Path) -> None:
     """While another process holds the database for 5 s, 1,000 events are taken at once, and all arrive after."""
 
     async def main() -> None:
-        store = await Store(data_dir, queue_bound=300, batch_interval=0.05).open()
+        store = await make_store(data_dir, queue_bound=300, batch_interval=0.05).open()
         proc = None
         try:
             proc = await asyncio.create_subprocess_exec(sys.executable, "-c", LOCK_HOLDER,
@@ -67,11 +69,12 @@ def test_lock_from_another_process_delays_nothing_and_loses_nothing(data_dir: Pa
     assert not list((data_dir / "spill").glob("*"))
 
 
+@pytest.mark.sqlite_only  # SQLite's own failure; the PostgreSQL counterpart is in test_store_postgres.py
 def test_deleted_database_is_recreated_and_no_event_lost(data_dir: Path) -> None:
     """When the database file is deleted, the store reconnects, re-creates the schema and writes what came since."""
 
     async def main() -> None:
-        async with Store(data_dir, batch_interval=0.05) as store:
+        async with make_store(data_dir, batch_interval=0.05) as store:
             for n in range(10):
                 store.record(event(n))
             assert await store.flush()
@@ -86,13 +89,14 @@ def test_deleted_database_is_recreated_and_no_event_lost(data_dir: Path) -> None
     assert terms_stored(data_dir) == {f"term{n}" for n in range(10, 510)}
 
 
+@pytest.mark.sqlite_only  # SQLite's own failure; the PostgreSQL counterpart is in test_store_postgres.py
 def test_full_disk_spills_and_replays(data_dir: Path) -> None:
     """When SQLite itself fails writes with 'database or disk is full', events spill and are replayed after."""
 
     fillers: set[str] = set()
 
     async def main() -> None:
-        async with Store(data_dir, queue_bound=50, batch_interval=0.02) as store:
+        async with make_store(data_dir, queue_bound=50, batch_interval=0.02) as store:
             await store.db.set_max_pages(await store.db.page_count())
             # The pages there are still have room for a few rows: fill them with events smaller than the
             # test's own, one at a time, until SQLite refuses one. From then on every event is refused.
@@ -127,7 +131,7 @@ def test_events_past_the_bound_are_spilled_and_replayed_in_a_later_run(data_dir:
     """Past the bound, events go to an append-only JSON-lines file that the next run replays."""
 
     async def main() -> None:
-        store = Store(data_dir, queue_bound=100)  # not opened: nothing takes events from the queue
+        store = make_store(data_dir, queue_bound=100)  # not opened: nothing takes events from the queue
         for n in range(250):
             store.record(event(n))
         assert store.counters == {"queued": 100, "written": 0, "spilled": 150, "replayed": 0, "dropped": 0}
@@ -136,7 +140,7 @@ def test_events_past_the_bound_are_spilled_and_replayed_in_a_later_run(data_dir:
         assert len(spilled) == 1
         lines = spilled[0].read_text(encoding="utf-8").splitlines()
         assert len(lines) == 150 and json.loads(lines[0])["terms"] == ["term100"]
-        async with Store(data_dir, batch_size=40) as later:
+        async with make_store(data_dir, batch_size=40) as later:
             assert await later.flush()
             assert later.counters["replayed"] == 150
 
@@ -155,7 +159,7 @@ def test_replay_cut_short_by_a_crash_resumes_at_its_offset(data_dir: Path) -> No
     (spill / (path.name + ".offset")).write_text(str(len("".join(lines[:10]).encode())))
 
     async def main() -> None:
-        async with Store(data_dir, batch_size=10) as store:
+        async with make_store(data_dir, batch_size=10) as store:
             assert await store.flush()
             assert store.counters["replayed"] == 15
 
@@ -173,7 +177,7 @@ def test_an_event_replayed_twice_is_stored_once(data_dir: Path) -> None:
     (spill / "events-20260101T000000-1-x-1.jsonl").write_text(line)
 
     async def main() -> None:
-        async with Store(data_dir) as store:
+        async with make_store(data_dir) as store:
             assert await store.flush()
 
     asyncio.run(main())
@@ -188,7 +192,7 @@ def test_unreadable_spill_line_is_dropped_and_counted(data_dir: Path) -> None:
     (spill / "events-20260101T000000-1-x-0.jsonl").write_text(f"{good[0]}\n{{\"id\": \"cut\n{good[1]}\n{good[2]}")
 
     async def main() -> None:
-        async with Store(data_dir) as store:
+        async with make_store(data_dir) as store:
             assert await store.flush()
             assert store.counters["dropped"] == 1 and store.counters["replayed"] == 3
 
@@ -202,7 +206,7 @@ def test_unwritable_spill_counts_dropped_events(data_dir: Path) -> None:
     (data_dir / "spill").write_text("not a folder")
 
     async def main() -> None:
-        store = Store(data_dir, queue_bound=2)
+        store = make_store(data_dir, queue_bound=2)
         for n in range(5):
             store.record(event(n))
         assert store.counters["queued"] == 2 and store.counters["dropped"] == 3
@@ -217,7 +221,7 @@ def test_close_flushes_everything_queued(data_dir: Path) -> None:
     """On SIGTERM, close() writes every queued event before it returns."""
 
     async def main() -> None:
-        store = await Store(data_dir, batch_interval=60, queue_bound=5000).open()
+        store = await make_store(data_dir, batch_interval=60, queue_bound=5000).open()
         try:
             await asyncio.sleep(0.05)
             for n in range(1234):
@@ -229,11 +233,12 @@ def test_close_flushes_everything_queued(data_dir: Path) -> None:
     assert count_rows(data_dir) == 1234
 
 
+@pytest.mark.sqlite_only  # SQLite's own failure; the PostgreSQL counterpart is in test_store_postgres.py
 def test_close_spills_what_the_database_cannot_take_and_the_next_run_replays_it(data_dir: Path) -> None:
     """With a full database at close, queued events go to the spill file within the timeout, and come back."""
 
     async def main() -> None:
-        store = await Store(data_dir, batch_interval=60).open()
+        store = await make_store(data_dir, batch_interval=60).open()
         try:
             await store.db.set_max_pages(await store.db.page_count())
             for n in range(400):
@@ -243,7 +248,7 @@ def test_close_spills_what_the_database_cannot_take_and_the_next_run_replays_it(
             await store.close(timeout=2)
         assert time.monotonic() - started < 3
         assert store.counters["spilled"] == 400
-        async with Store(data_dir) as later:
+        async with make_store(data_dir) as later:
             assert await later.flush()
 
     asyncio.run(main())
@@ -258,7 +263,7 @@ def test_an_unreadable_spill_file_is_left_alone_and_the_rest_replayed(data_dir: 
     (spill / "events-20260101T000000-1-x-1.jsonl").write_text(json.dumps({"id": "a", **event(1).to_json()}) + "\n")
 
     async def main() -> None:
-        async with Store(data_dir, batch_interval=0.02) as store:
+        async with make_store(data_dir, batch_interval=0.02) as store:
             assert await store.flush(timeout=10)
             store.record(event(2))
             assert await store.flush(timeout=10)
@@ -273,22 +278,23 @@ def test_an_event_recorded_after_close_is_spilled_and_kept(data_dir: Path) -> No
     """A hook that fires while the proxy stops still loses nothing: the event goes to a spill file."""
 
     async def main() -> None:
-        store = await Store(data_dir).open()
+        store = await make_store(data_dir).open()
         await store.close()
         store.record(event(7))
         assert store.counters["spilled"] == 1
-        async with Store(data_dir) as later:
+        async with make_store(data_dir) as later:
             assert await later.flush()
 
     asyncio.run(main())
     assert terms_stored(data_dir) == {"term7"}
 
 
+@pytest.mark.sqlite_only  # SQLite's own failure; the PostgreSQL counterpart is in test_store_postgres.py
 def test_a_malformed_event_in_a_batch_that_waited_is_dropped_once(data_dir: Path) -> None:
     """A malformed event counts as dropped once, the others as written once, however often the batch is tried."""
 
     async def main() -> None:
-        async with Store(data_dir, batch_interval=0.02) as store:
+        async with make_store(data_dir, batch_interval=0.02) as store:
             await store.db.set_max_pages(await store.db.page_count())
             store.record(Event("block", "search-words", time=datetime(2026, 3, 2, 9, 0)))  # naive: refused
             for n in range(200):
@@ -304,11 +310,12 @@ def test_a_malformed_event_in_a_batch_that_waited_is_dropped_once(data_dir: Path
     assert terms_stored(data_dir) == {f"term{n}" for n in range(200)}
 
 
+@pytest.mark.sqlite_only  # SQLite's own failure; the PostgreSQL counterpart is in test_store_postgres.py
 def test_during_an_outage_events_go_to_disk_at_once(data_dir: Path) -> None:
     """Once a write failed, new events are in the spill file on disk, not in memory: a crash loses none of them."""
 
     async def main() -> None:
-        async with Store(data_dir, queue_bound=1000, batch_interval=0.02) as store:
+        async with make_store(data_dir, queue_bound=1000, batch_interval=0.02) as store:
             await store.db.set_max_pages(await store.db.page_count())
             n = 0
             while store.unavailable is None and n < 5000:  # fill the last free pages until SQLite refuses

@@ -10,9 +10,9 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from store_helpers import count_rows, event, query
+from store_helpers import count_rows, event, make_store, query
 
-from klaswacht.store import Event, Store
+from klaswacht.store import Event
 from klaswacht.store.model import now_utc
 from klaswacht.store.privacy import Pseudonyms, is_id, load_secret
 from klaswacht.store.roster import RosterRow
@@ -49,7 +49,7 @@ def test_export_gives_everything_about_one_pupil_and_forget_removes_it(data_dir:
     """Export holds roster, devices, events, alerts, bans and audit of one pupil; forget removes all but the audit."""
 
     async def main() -> None:
-        async with Store(data_dir) as store:
+        async with make_store(data_dir) as store:
             anna, bram = store.pseudonyms.pupil("1001"), store.pseudonyms.pupil("1002")
             await store.import_roster("admin", [RosterRow("1001", "Anna de Vries", "groep 7", ("10.0.7.11",)),
                                                 RosterRow("1002", "Bram Jansen", "groep 7")])
@@ -84,7 +84,7 @@ def test_purge_removes_what_is_older_than_the_retention(data_dir: Path) -> None:
     now = now_utc()
 
     async def main() -> None:
-        async with Store(data_dir, events_days=28, audit_days=365) as store:
+        async with make_store(data_dir, events_days=28, audit_days=365) as store:
             store.record(event(1, time=now - timedelta(days=30), severity="low"))
             store.record(event(2, time=now - timedelta(days=1), severity="low"))
             store.record(event(3, action="search", time=now - timedelta(days=30)))

@@ -6,25 +6,25 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from store_helpers import query
+from store_helpers import index_names, make_database, make_store, query
 
-from klaswacht.store import Store, StoreError
+from klaswacht.store import StoreError
+from klaswacht.store.database import Database
 from klaswacht.store.schema import LATEST, MIGRATIONS, migrate
-from klaswacht.store.sqlite import SqliteDatabase
 
 
 def test_database_of_the_first_schema_is_upgraded_with_its_data(data_dir: Path) -> None:
     """A v1 database with events, a pupil and a grant opens with today's code: data kept, schema current."""
 
     async def make_v1() -> None:
-        db = SqliteDatabase(data_dir / "klaswacht.db")
+        db = make_database(data_dir)
         await db.open()
         try:
             await fill_v1(db)
         finally:
             await db.close()
 
-    async def fill_v1(db: SqliteDatabase) -> None:
+    async def fill_v1(db: Database) -> None:
         assert await migrate(db, upto=1) == 1
         await db.execute("INSERT INTO events (id, time, action, rule, category, host, terms, client, group_name) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -37,7 +37,7 @@ def test_database_of_the_first_schema_is_upgraded_with_its_data(data_dir: Path) 
                          "'juf')")
 
     async def open_current() -> None:
-        async with Store(data_dir) as store:
+        async with make_store(data_dir) as store:
             assert [e["terms"] async for e in store.events()] == [["porn"]]
             snapshot = store.snapshot()
             assert snapshot.group_of("p-0123456789abcdef") == "groep 7"
@@ -49,24 +49,23 @@ def test_database_of_the_first_schema_is_upgraded_with_its_data(data_dir: Path) 
     asyncio.run(open_current())
     assert query(data_dir, "SELECT version FROM schema_version ORDER BY version") == [
         (m.version,) for m in MIGRATIONS]
-    indexes = {r[0] for r in query(data_dir, "SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"events_time", "alerts_state", "bans_until"} <= indexes
+    assert {"events_time", "alerts_state", "bans_until"} <= index_names(data_dir)
 
 
 def test_a_database_newer_than_the_code_is_refused(data_dir: Path) -> None:
     """An older klaswacht does not write into a schema it does not know."""
 
     async def main() -> None:
-        async with Store(data_dir):
+        async with make_store(data_dir):
             pass
-        db = SqliteDatabase(data_dir / "klaswacht.db")
+        db = make_database(data_dir)
         await db.open()
         try:
             await db.execute("INSERT INTO schema_version (version, applied, description) VALUES (?, 'x', 'future')",
                              (LATEST + 1,))
         finally:
             await db.close()
-        store = Store(data_dir)
+        store = make_store(data_dir)
         try:
             with pytest.raises(StoreError, match="newer"):
                 await store.open()
@@ -80,7 +79,7 @@ def test_stores_opening_a_new_database_together_migrate_it_once(data_dir: Path) 
     """Several processes (here: stores) starting at once apply every migration exactly once."""
 
     async def main() -> None:
-        stores = [Store(data_dir) for _ in range(4)]
+        stores = [make_store(data_dir) for _ in range(4)]
         try:
             await asyncio.gather(*(s.open(background=False) for s in stores))
         finally:
