@@ -87,14 +87,14 @@ def schema_version(db: Path) -> int:
 # --- who is using a data dir
 
 
-def _shm_holder(db: Path) -> int | None:
-    """The pid of a process that has the WAL database `db` open, None if none (asked with F_GETLK)."""
+def lock_holder(path: Path, offset: int) -> int | None:
+    """The pid of a process holding a POSIX lock on byte `offset` of `path`, None if none (F_GETLK: takes none)."""
     try:
-        fd = os.open(f"{db}-shm", os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None  # no shared-memory file: no connection in WAL mode
     try:
-        request = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, _DMS_OFFSET, 1, 0)
+        request = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
         answer = fcntl.fcntl(fd, fcntl.F_GETLK, request + bytes(8))
         kind, _, _, _, pid = struct.unpack(_FLOCK, answer[:struct.calcsize(_FLOCK)])
         return None if kind == fcntl.F_UNLCK else pid
@@ -136,7 +136,7 @@ def users_of(data_dir: Path) -> list[str]:
     always passes `--data-dir` to its proxy and dashboard, so those are.
     """
     users = []
-    holder = _shm_holder(data_dir / DB_NAME)
+    holder = lock_holder(Path(f"{data_dir / DB_NAME}-shm"), _DMS_OFFSET)
     if holder is not None:
         users.append(f"process {holder} has {data_dir / DB_NAME} open")
     for pid in _klaswacht_processes(data_dir):
