@@ -2,7 +2,8 @@
 fresh database on a real PostgreSQL server (one throwaway cluster per test session, see postgres_server.py).
 
 A test of SQLite's own failures (a file locked by another process, deleted, full) is marked `sqlite_only`
-and runs with SQLite only. Where PostgreSQL is not installed the PostgreSQL cases fail and name the package.
+and runs with SQLite only; the PostgreSQL counterparts (server stopped, a lock held by another session)
+are marked `postgresql_only`. Where PostgreSQL is not installed the PostgreSQL cases fail and name the package.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ BACKENDS = ("sqlite", "postgresql")
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
-        sqlite_only = metafunc.definition.get_closest_marker("sqlite_only") is not None
-        metafunc.parametrize("backend", ["sqlite"] if sqlite_only else list(BACKENDS))
+        only = [b for b in BACKENDS if metafunc.definition.get_closest_marker(f"{b}_only") is not None]
+        metafunc.parametrize("backend", only or list(BACKENDS))
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +32,11 @@ def postgres() -> Iterator[Cluster]:
         try:
             server = stack.enter_context(cluster())
         except RuntimeError as e:
-            pytest.fail(str(e), pytrace=False)
+            problem = str(e)
+        else:
+            problem = ""
+        if problem:  # outside the except: the message alone, not a chain of tracebacks
+            pytest.fail(problem, pytrace=False)
         yield server
 
 
