@@ -42,7 +42,8 @@ def create_app(config: DashboardConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = Store(config.data_dir, events_days=policy.events_days, audit_days=policy.audit_days)
+        store = Store(config.data_dir, events_days=policy.events_days, audit_days=policy.audit_days,
+                      database_url=config.database_url)
         # No background tasks: the dashboard records no events; the proxy owns writing and purging.
         # Not strict: a database locked or gone at start gives pages that say so (503), not a dead dashboard.
         await store.open(background=False, strict=False)

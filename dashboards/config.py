@@ -34,6 +34,7 @@ def load_session_secret(data_dir: Path) -> Secret:
 @dataclass(frozen=True)
 class DashboardConfig:
     data_dir: Path
+    database_url: str | None = field(default=None, repr=False)  # None: SQLite in data_dir; repr: a password
     policy: Path = DEFAULT_POLICY
     lists: tuple[Path, ...] = (SHIPPED_LISTS,)
     metrics_url: str | None = None

@@ -21,11 +21,14 @@ from dashboards.app import create_app
 from dashboards.config import DashboardConfig
 from filters.policy import PolicyError
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS
+from klaswacht.store import default_database_url
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dashboards.serve", description=__doc__)
     parser.add_argument("--data-dir", required=True, type=Path)
+    parser.add_argument("--database", default=default_database_url(), metavar="URL",
+                        help="a postgresql:// URL (default: $KLASWACHT_DATABASE, else SQLite in the data dir)")
     parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY)
     parser.add_argument("--lists", action="append", type=Path, default=None,
                         help="a list folder; repeat for overrides (later wins); default: the shipped lists")
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         fake_clock = datetime.fromisoformat(args.fake_clock)
         if fake_clock.tzinfo is None:  # as the proxy reads it: the school's local time
             fake_clock = fake_clock.replace(tzinfo=ZoneInfo("Europe/Amsterdam"))
-    config = DashboardConfig(data_dir=args.data_dir, policy=args.policy,
+    config = DashboardConfig(data_dir=args.data_dir, database_url=args.database, policy=args.policy,
                              lists=tuple(args.lists or [SHIPPED_LISTS]), metrics_url=args.metrics_url,
                              secure_cookies=args.secure_cookies, fake_clock=fake_clock)
     try:

@@ -19,6 +19,7 @@ from typing import Any
 
 from filters.policy import PolicyError
 from klaswacht.loading import SHIPPED_LISTS, load_policy
+from klaswacht.store import DATABASE_ENV
 
 # How long the proxy may take to start (first start generates the CA) and to stop (flushing events).
 START_TIMEOUT = 60.0
@@ -95,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         print("klaswacht: --workers above 1 is not available yet; running one proxy process", file=sys.stderr)
     data_dir = Path(args.data_dir).expanduser()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if args.database:  # to the children through their environment: a password in argv is visible in ps
+        os.environ[DATABASE_ENV] = args.database
 
     worker = subprocess.Popen(_worker_command(args, data_dir), stdout=subprocess.PIPE, text=True,
                               start_new_session=True)

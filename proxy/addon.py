@@ -231,6 +231,8 @@ class Klaswacht:
             "The period to enforce: lesson, break, outside, holiday, or auto (from the timetable and clock).")
         add("klaswacht_data_dir", str, "",
             "Folder of the store (klaswacht.db, spill files). Empty: events are not recorded.")
+        add("klaswacht_database", str, "",
+            "A postgresql:// URL: the store's database on that server. Empty: SQLite in klaswacht_data_dir.")
         add("klaswacht_fake_clock", str, "",
             "Testing only: the timetable's clock starts at this ISO 8601 instant (local time without an "
             "offset) and runs on from there. Empty: the real clock. Grants and bans keep the real clock.")
@@ -308,7 +310,8 @@ class Klaswacht:
             policy = self.policy
             self.store = Store(Path(ctx.options.klaswacht_data_dir),
                                events_days=policy.events_days if policy else 28,
-                               audit_days=policy.audit_days if policy else 365)
+                               audit_days=policy.audit_days if policy else 365,
+                               database_url=ctx.options.klaswacht_database or None)
             # strict=False: the proxy starts even while the database is unavailable.
             await self.store.open(strict=False)
 

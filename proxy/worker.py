@@ -19,6 +19,7 @@ from mitmproxy.tools.dump import DumpMaster
 from prometheus_client import CollectorRegistry, start_http_server
 
 from klaswacht.loading import DEFAULT_POLICY
+from klaswacht.store import default_database_url
 from klaswacht.store.metrics import StoreCollector
 from proxy.addon import Klaswacht
 from proxy.metrics import ProxyMetrics
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default=str(DEFAULT_POLICY))
     p.add_argument("--lists", action="append", default=[])
     p.add_argument("--data-dir", required=True)
+    p.add_argument("--database", default=default_database_url(), metavar="URL",
+                   help="a postgresql:// URL (default: $KLASWACHT_DATABASE, else SQLite in the data dir)")
     p.add_argument("--host", default="127.0.0.1", help="address the proxy listens on")
     p.add_argument("--metrics-host", default="127.0.0.1", help="address the metrics endpoint listens on")
     p.add_argument("--proxy-port", type=int, default=0)
@@ -82,7 +85,8 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         opts.update(
             klaswacht_policy=args.policy, klaswacht_lists=args.lists, klaswacht_period=args.period,
-            klaswacht_data_dir=str(data_dir), klaswacht_fake_clock=args.fake_clock,
+            klaswacht_data_dir=str(data_dir), klaswacht_database=args.database or "",
+            klaswacht_fake_clock=args.fake_clock,
             # No connection to a server before the request is judged: a blocked host is never contacted.
             connection_strategy="lazy",
             # Bodies a rule does not need are streamed, not held in memory.

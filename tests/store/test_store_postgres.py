@@ -12,11 +12,14 @@ from pathlib import Path
 import psycopg
 import pytest
 from postgres_server import Cluster
-from store_helpers import count_rows, database_url, event, make_store, terms_stored
+from store_helpers import count_rows, database_url, event, make_store, query, terms_stored
 
 from klaswacht.store import Event, Store, StoreError, StoreUnavailable
 from klaswacht.store.model import now_utc
 from klaswacht.store.postgres import _placeholders, classify, redact
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "proxy"))
+from proxy_helpers import fetch, start, until
 
 pytestmark = pytest.mark.postgresql_only
 SECRET_URL = "postgresql://klaswacht:s3cret-Pw0rd@127.0.0.1:1/klaswacht?connect_timeout=2"
@@ -186,3 +189,22 @@ def test_the_password_of_the_url_is_never_shown(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1 and "klaswacht:" in result.stderr
     assert "s3cret" not in result.stderr + result.stdout
+
+
+@pytest.mark.slow
+def test_klaswacht_run_with_database_keeps_the_events_on_the_server(data_dir: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`klaswacht run --database URL`: the proxy records on the server, no process makes a SQLite file."""
+    url = database_url(data_dir)
+    assert url
+    monkeypatch.delenv("KLASWACHT_DATABASE")  # the option alone
+    running = start(data_dir, "--period", "lesson", "--database", url)
+    try:
+        status, _ = fetch(running.proxy, "http://www.google.com/search?q=kankerjuf")
+        assert status == 403
+        assert until(lambda: query(data_dir, "SELECT COUNT(*) FROM events WHERE action = 'block'") != [(0,)], 10)
+    finally:
+        assert running.stop() == 0, running.stderr
+    assert "s3cret" not in running.stderr and url not in running.stderr
+    assert not (data_dir / "klaswacht.db").exists()
+    assert (data_dir / "secret.key").exists()
