@@ -125,17 +125,20 @@ def test_a_chunked_photo_upload_is_stopped(lesson: Running, parent: Parent) -> N
 
     host, port = lesson.proxy.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=20)
+    status, page = 0, ""
     try:
         connection.request("POST", "http://www.speelgoedwinkel.nl/upload", body=chunks(), encode_chunked=True,
                            headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
                                     "Host": "www.speelgoedwinkel.nl"})
         response = connection.getresponse()
-        page = response.read().decode("utf-8", "replace")
+        status, page = response.status, response.read().decode("utf-8", "replace")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the proxy answered and closed before the client had sent every chunk: refused all the same
     finally:
         connection.close()
     # The photo never leaves the gateway. The pupil mostly gets the block page; when the host answers the
     # blanked request before the proxy can swap its answer, mitmproxy reports a 502 (see the closing note).
     assert all(headers.get("x-seen-jpeg") != "True" for _, _, headers in parent.seen[before:])
-    assert response.status in (403, 502)
-    if response.status == 403:
+    assert status in (0, 403, 502)
+    if status == 403:
         assert "filmpjes versturen doen we niet op school." in page
