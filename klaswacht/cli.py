@@ -11,7 +11,7 @@ from pathlib import Path
 
 from filters.decide import Context, Facts, decide
 from filters.policy import PERIODS, PolicyError
-from klaswacht import backup, checks, doctor, evaluate, explaining, store_cli
+from klaswacht import backup, checks, doctor, evaluate, explaining, listsupdate, store_cli
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, load_lists, load_policy
 from klaswacht.store import DATABASE_ENV, default_data_dir, default_database_url
 
@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     store_cli.add_commands(sub)
     backup.add_commands(sub, default_data_dir())
     doctor.add_command(sub, default_data_dir())
+    listsupdate.add_command(sub, default_data_dir())
 
     p = sub.add_parser("run", help="start proxy, dashboard and metrics on loopback; stop with Ctrl-C or SIGTERM")
     p.add_argument("--policy", default=str(DEFAULT_POLICY),
