@@ -57,6 +57,14 @@ from proxy.blockpage import (
     report_rule,
     request_page,
 )
+from proxy.devicesetup import (
+    SETUP_HOST,
+    DeviceSetup,
+    check_host_name,
+    check_proxy_address,
+    pac_proxy_address,
+    setup_path,
+)
 from proxy.metrics import ProxyMetrics
 
 log = logging.getLogger(__name__)
@@ -220,6 +228,8 @@ class Klaswacht:
         # Hosts already noted for IT's dry run on the local day `_seen_day` (bounded; cleared when the day changes).
         self._seen_day: date | None = None
         self._seen_hosts: set[str] = set()
+        # The setup host's pages (CA landing page, CA files, PAC and WPAD), answered before any decision.
+        self.device_setup = DeviceSetup()
 
     def load(self, loader: object) -> None:
         add = loader.add_option  # type: ignore[attr-defined]
@@ -236,12 +246,29 @@ class Klaswacht:
         add("klaswacht_fake_clock", str, "",
             "Testing only: the timetable's clock starts at this ISO 8601 instant (local time without an "
             "offset) and runs on from there. Empty: the real clock. Grants and bans keep the real clock.")
+        add("klaswacht_setup_host", str, SETUP_HOST,
+            "The host name (pointed at the gateway in the school's DNS) on which the proxy itself serves the CA "
+            "landing page, the CA certificate (/ca.pem, /ca.crt) and the PAC file (/proxy.pac, /wpad.dat), at "
+            "any period, ban or break; it never goes upstream.")
+        add("klaswacht_pac_proxy", str, "",
+            "The proxy address (host:port) the PAC file sends devices to. Empty: listen_host and the port the "
+            "proxy listens on; the setup host's name when it listens on every interface.")
 
     def configure(self, updated: set[str]) -> None:
         if "klaswacht_period" in updated and ctx.options.klaswacht_period not in (*PERIODS, "auto"):
             raise exceptions.OptionsError(
                 f"klaswacht_period must be one of {', '.join((*PERIODS, 'auto'))}, "
                 f"not {ctx.options.klaswacht_period!r}")
+        if "klaswacht_setup_host" in updated:
+            try:
+                check_host_name(ctx.options.klaswacht_setup_host)
+            except ValueError as e:
+                raise exceptions.OptionsError(f"klaswacht_setup_host: {e}") from e
+        if "klaswacht_pac_proxy" in updated and ctx.options.klaswacht_pac_proxy:
+            try:
+                check_proxy_address(ctx.options.klaswacht_pac_proxy)
+            except ValueError as e:
+                raise exceptions.OptionsError(f"klaswacht_pac_proxy: {e}") from e
         if "klaswacht_fake_clock" in updated:
             try:
                 start = parse_fake_clock(ctx.options.klaswacht_fake_clock)
@@ -333,6 +360,8 @@ class Klaswacht:
                 # Answered once the body is in (a form post), in `request`.
                 flow.metadata["klaswacht_report"] = True
                 return
+            if self._answer_setup(flow):  # the setup host: CA landing page, CA files, PAC, WPAD
+                return
             url = flow.request.pretty_url
             query = extract_search_query(url, flow.request.method)
             engine = find_engine(flow.request.pretty_host, flow.request.path.partition("?")[0])
@@ -393,6 +422,30 @@ class Klaswacht:
         self.metrics.interceptions.labels("decrypt" if choice.decrypt else "passthrough").inc()
 
     # --- the work
+
+    def _answer_setup(self, flow: http.HTTPFlow) -> bool:
+        """Answer a request for device setup (proxy/devicesetup.py) with the proxy's own response: True if it was."""
+        setup_host = check_host_name(ctx.options.klaswacht_setup_host)
+        route = setup_path(flow.request.pretty_host, flow.request.path, setup_host)
+        if route is None:
+            return False
+        port = flow.request.port
+        default = 443 if flow.request.scheme == "https" else 80
+        base = f"{flow.request.scheme}://{setup_host}" + (f":{port}" if port != default else "")
+        flow.response = self.device_setup.response(route, flow.request.method, base, ctx.options.confdir,
+                                                   self._pac_proxy(setup_host), setup_host)
+        return True
+
+    def _pac_proxy(self, setup_host: str) -> str:
+        """The proxy address of the PAC file: the option, else where this proxy listens."""
+        if ctx.options.klaswacht_pac_proxy:
+            return check_proxy_address(ctx.options.klaswacht_pac_proxy)
+        host, port = ctx.options.listen_host, ctx.options.listen_port
+        if not port:
+            server = ctx.master.addons.get("proxyserver")
+            listening = server.listen_addrs() if server is not None else []
+            port = listening[0][1] if listening else 8080
+        return pac_proxy_address(host, port, setup_host)
 
     def _who(self, address: str, snapshot: Snapshot, login: str | None = None) -> tuple[str | None, str]:
         """(pupil id, group) of a request: by proxy login when the policy asks for it, else by address
