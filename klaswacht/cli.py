@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", choices=(*PERIODS[:3], "auto"), default="auto",
                    help="auto: from the timetable and the clock; the others pin the period")
     p.add_argument("--upstream", default="", metavar="URL", help="send allowed traffic through this parent proxy")
+    p.add_argument("--transparent", action="store_true",
+                   help="transparent proxy on a gateway: the firewall redirects the pupils' TCP 80 and 443 to "
+                        "--proxy-port (deploy/nftables/klaswacht.nft); not with --upstream")
     p.add_argument("--listen-host", default="127.0.0.1", metavar="ADDRESS",
                    help="address the proxy listens on: the gateway's address on the pupils' network in a school "
                         "(default: %(default)s)")

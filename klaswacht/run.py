@@ -34,6 +34,8 @@ def _worker_command(args: argparse.Namespace, data_dir: Path) -> list[str]:
         command += ["--lists", str(folder)]
     if args.upstream:
         command += ["--upstream", args.upstream]
+    if getattr(args, "transparent", False):
+        command += ["--mode", "transparent"]
     if args.fake_clock:
         command += ["--fake-clock", args.fake_clock]
     return command
@@ -91,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         load_policy(args.policy)  # refuse a bad policy here, with file:line:reason, before anything starts
     except PolicyError as e:
         print(f"klaswacht: policy refused: {e}", file=sys.stderr)
+        return 2
+    if getattr(args, "transparent", False) and args.upstream:
+        print("klaswacht: --transparent and --upstream cannot be combined", file=sys.stderr)
         return 2
     if args.workers not in (None, 1):
         print("klaswacht: --workers above 1 is not available yet; running one proxy process", file=sys.stderr)

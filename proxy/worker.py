@@ -68,9 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, default=0)
     p.add_argument("--period", default="auto")
     p.add_argument("--upstream", default="")
+    # transparent: on a gateway whose firewall redirects the pupils' TCP 80/443 here (deploy/nftables/); the
+    # original destination comes from SO_ORIGINAL_DST (Linux) and the client address is the pupil's own.
+    p.add_argument("--mode", choices=("regular", "transparent"), default="regular")
     # Testing only: the timetable's clock starts at this instant (see Klaswacht's klaswacht_fake_clock option).
     p.add_argument("--fake-clock", default="")
     return p
+
+
+def _modes(args: argparse.Namespace) -> list[str]:
+    """mitmproxy's mode: transparent on a gateway, else an explicit proxy (through a parent with --upstream)."""
+    if args.mode == "transparent":
+        return ["transparent"]
+    return [f"upstream:{args.upstream}"] if args.upstream else ["regular"]
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -82,6 +92,9 @@ async def serve(args: argparse.Namespace) -> int:
     addon = Klaswacht(ProxyMetrics(registry))
     # The order is the wiring: Klaswacht decides on the request first, OutgoingContent then reads what is sent.
     master.addons.add(addon, OutgoingContent(addon), Ready(registry, args.metrics_host, args.metrics_port, addon))
+    if args.mode == "transparent" and args.upstream:
+        print("klaswacht proxy: --upstream cannot be combined with transparent mode", file=sys.stderr)
+        return 2
     try:
         opts.update(
             klaswacht_policy=args.policy, klaswacht_lists=args.lists, klaswacht_period=args.period,
@@ -92,7 +105,7 @@ async def serve(args: argparse.Namespace) -> int:
             # Bodies a rule does not need are streamed, not held in memory.
             stream_large_bodies="1m",
             termlog_verbosity="warn",
-            mode=[f"upstream:{args.upstream}"] if args.upstream else ["regular"],
+            mode=_modes(args),
         )
     except exceptions.OptionsError as e:
         print(f"klaswacht proxy: {e}", file=sys.stderr)
