@@ -17,8 +17,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,28 @@ def start(tmp: Path, *extra: str) -> Running:
         process.kill()
         pytest.fail(f"klaswacht run did not start: {lines} {process.communicate(timeout=30)[1]}")
     return Running(process, lines, tmp)
+
+
+def stopped_after(running: Running) -> Iterator[Running]:
+    """For a fixture to `yield from`: the run, stopped afterwards unless it has ended already."""
+    yield running
+    if running.process.poll() is None:
+        running.stop()
+
+
+def klaswacht(*args: str) -> subprocess.CompletedProcess[str]:
+    """A `klaswacht` command that must succeed."""
+    return subprocess.run([KLASWACHT, *args], capture_output=True, text=True, timeout=60, check=True)
+
+
+def start_with_a_banned_pupil(data: Path, number: str, name: str, device: str, *extra: str) -> Running:
+    """`klaswacht run` (with `extra`) on a roster of one pupil in groep 7-8 on `device`, banned for an hour."""
+    roster = data / "roster.csv"
+    roster.write_text(f"leerlingnummer;naam;groep;apparaat\n{number};{name};groep 7-8;{device}\n", encoding="utf-8")
+    klaswacht("roster", "import", str(roster), "--data-dir", str(data))
+    ends = (datetime.now().astimezone() + timedelta(hours=1)).isoformat(timespec="minutes")
+    klaswacht("ban", number, "--until", ends, "--reason", "test", "--data-dir", str(data))
+    return start(data, *extra)
 
 
 def fetch(proxy: str, url: str, data: bytes | None = None,

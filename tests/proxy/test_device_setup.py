@@ -15,14 +15,13 @@ import shutil
 import subprocess
 import warnings
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from prometheus_client import CollectorRegistry
-from proxy_helpers import KLASWACHT, ROOT, Parent, Running, fetch, fetch_from, start
+from proxy_helpers import ROOT, Parent, Running, fetch, fetch_from, start, start_with_a_banned_pupil, stopped_after
 
 from proxy.addon import Klaswacht
 from proxy.devicesetup import (
@@ -47,30 +46,16 @@ BANNED = "127.0.0.7"  # pupil 3001's device, banned for an hour
 SETUP = "http://klaswacht.school"
 
 
-def klaswacht(*args: str) -> None:
-    subprocess.run([KLASWACHT, *args], capture_output=True, text=True, timeout=60, check=True)
-
-
 @pytest.fixture(scope="module")
 def lesson(tmp_path_factory: pytest.TempPathFactory, parent: Parent) -> Iterator[Running]:
-    data = tmp_path_factory.mktemp("setup-lesson")
-    roster = data / "roster.csv"
-    roster.write_text(f"leerlingnummer;naam;groep;apparaat\n3001;Sam de Vries;groep 7-8;{BANNED}\n", encoding="utf-8")
-    klaswacht("roster", "import", str(roster), "--data-dir", str(data))
-    ends = (datetime.now().astimezone() + timedelta(hours=1)).isoformat(timespec="minutes")
-    klaswacht("ban", "3001", "--until", ends, "--reason", "test", "--data-dir", str(data))
-    running = start(data, "--period", "lesson", "--upstream", parent.url)
-    yield running
-    if running.process.poll() is None:
-        running.stop()
+    yield from stopped_after(start_with_a_banned_pupil(tmp_path_factory.mktemp("setup-lesson"), "3001", "Sam de Vries",
+                                                       BANNED, "--period", "lesson", "--upstream", parent.url))
 
 
 @pytest.fixture(scope="module")
 def pause(tmp_path_factory: pytest.TempPathFactory, parent: Parent) -> Iterator[Running]:
-    running = start(tmp_path_factory.mktemp("setup-break"), "--period", "break", "--upstream", parent.url)
-    yield running
-    if running.process.poll() is None:
-        running.stop()
+    yield from stopped_after(start(tmp_path_factory.mktemp("setup-break"), "--period", "break",
+                                   "--upstream", parent.url))
 
 
 def raw(proxy: str, url: str, host: str | None = None, method: str = "GET",
@@ -305,3 +290,18 @@ def test_report_path_still_works_on_the_setup_host(lesson: Running, parent: Pare
 def test_ca_file_constant_matches_the_worker() -> None:
     from proxy.worker import CA_FILE as WORKER_CA_FILE
     assert CA_FILE == WORKER_CA_FILE
+
+
+def test_run_names_the_setup_host_and_the_pac_proxy(tmp_path: Path, parent: Parent) -> None:
+    """`klaswacht run --setup-host --pac-proxy` reach the proxy: the landing page answers on the school's own
+    name, and the PAC file names the address given."""
+    running = start(tmp_path / "data", "--period", "lesson", "--upstream", parent.url,
+                    "--setup-host", "filter.school.example", "--pac-proxy", "10.20.0.1:3128")
+    try:
+        before = len(parent.seen)
+        status, pac = fetch(running.proxy, "http://filter.school.example/proxy.pac")
+        assert status == 200 and 'PROXY 10.20.0.1:3128' in pac
+        assert fetch(running.proxy, "http://filter.school.example/ca")[0] == 200
+        assert len(parent.seen) == before  # answered by the proxy itself
+    finally:
+        running.stop()

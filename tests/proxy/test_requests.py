@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import warnings
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,18 @@ from urllib.parse import urlencode
 import pytest
 from mitmproxy import http
 from prometheus_client import CollectorRegistry
-from proxy_helpers import KLASWACHT, ROOT, Parent, Running, fetch, fetch_from, metric, start, until
+from proxy_helpers import (
+    ROOT,
+    Parent,
+    Running,
+    fetch,
+    fetch_from,
+    metric,
+    start,
+    start_with_a_banned_pupil,
+    stopped_after,
+    until,
+)
 
 import proxy.addon
 from klaswacht.store import Event
@@ -44,10 +55,6 @@ BANNED = "127.0.0.6"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(200)
 # Events reach the database within this many seconds (batches every 0.2 s).
 WRITTEN = 5.0
-
-
-def klaswacht(*args: str) -> None:
-    subprocess.run([KLASWACHT, *args], capture_output=True, text=True, timeout=60, check=True)
 
 
 def rows(running: Running, sql: str, params: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -95,25 +102,15 @@ def meld(url: str) -> str:
 @pytest.fixture(scope="module")
 def lesson(tmp_path_factory: pytest.TempPathFactory, parent: Parent) -> Iterator[Running]:
     """Primary policy in a lesson; pupil 2001 (groep 7-8, on 127.0.0.6) is banned for an hour."""
-    data = tmp_path_factory.mktemp("requests")
-    roster = data / "roster.csv"
-    roster.write_text(f"leerlingnummer;naam;groep;apparaat\n2001;Daan Jansen;groep 7-8;{BANNED}\n", encoding="utf-8")
-    klaswacht("roster", "import", str(roster), "--data-dir", str(data))
-    ends = (datetime.now().astimezone() + timedelta(hours=1)).isoformat(timespec="minutes")
-    klaswacht("ban", "2001", "--until", ends, "--reason", "test", "--data-dir", str(data))
-    running = start(data, "--period", "lesson", "--upstream", parent.url)
-    yield running
-    if running.process.poll() is None:
-        running.stop()
+    yield from stopped_after(start_with_a_banned_pupil(tmp_path_factory.mktemp("requests"), "2001", "Daan Jansen",
+                                                       BANNED, "--period", "lesson", "--upstream", parent.url))
 
 
 @pytest.fixture(scope="module")
 def pause(tmp_path_factory: pytest.TempPathFactory, parent: Parent) -> Iterator[Running]:
     """Primary policy in a break: no internet but the allow list."""
-    running = start(tmp_path_factory.mktemp("requests-break"), "--period", "break", "--upstream", parent.url)
-    yield running
-    if running.process.poll() is None:
-        running.stop()
+    yield from stopped_after(start(tmp_path_factory.mktemp("requests-break"), "--period", "break",
+                                   "--upstream", parent.url))
 
 
 # --- the request form on the block page
