@@ -129,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transparent", action="store_true",
                    help="transparent proxy on a gateway: the firewall redirects the pupils' TCP 80 and 443 to "
                         "--proxy-port (deploy/nftables/klaswacht.nft); not with --upstream")
+    p.add_argument("--setup-host", default="klaswacht.school", metavar="NAME",
+                   help="the name (in the school's DNS, pointing at the gateway) on which the proxy serves the CA "
+                        "landing page and the PAC file (default: %(default)s)")
+    p.add_argument("--pac-proxy", default="", metavar="HOST:PORT",
+                   help="the proxy address the PAC file names (default: the address the proxy listens on)")
     p.add_argument("--listen-host", default="127.0.0.1", metavar="ADDRESS",
                    help="address the proxy listens on: the gateway's address on the pupils' network in a school "
                         "(default: %(default)s)")

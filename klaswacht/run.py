@@ -36,6 +36,7 @@ def _worker_command(args: argparse.Namespace, data_dir: Path) -> list[str]:
         command += ["--upstream", args.upstream]
     if getattr(args, "transparent", False):
         command += ["--mode", "transparent"]
+    command += ["--setup-host", args.setup_host, "--pac-proxy", args.pac_proxy]
     if args.fake_clock:
         command += ["--fake-clock", args.fake_clock]
     return command

@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     # transparent: on a gateway whose firewall redirects the pupils' TCP 80/443 here (deploy/nftables/); the
     # original destination comes from SO_ORIGINAL_DST (Linux) and the client address is the pupil's own.
     p.add_argument("--mode", choices=("regular", "transparent"), default="regular")
+    p.add_argument("--setup-host", default="klaswacht.school", help="where the CA landing page and PAC file are")
+    p.add_argument("--pac-proxy", default="", help="the proxy address the PAC file names (host:port)")
     # Testing only: the timetable's clock starts at this instant (see Klaswacht's klaswacht_fake_clock option).
     p.add_argument("--fake-clock", default="")
     return p
@@ -99,7 +101,8 @@ async def serve(args: argparse.Namespace) -> int:
         opts.update(
             klaswacht_policy=args.policy, klaswacht_lists=args.lists, klaswacht_period=args.period,
             klaswacht_data_dir=str(data_dir), klaswacht_database=args.database or "",
-            klaswacht_fake_clock=args.fake_clock,
+            klaswacht_fake_clock=args.fake_clock, klaswacht_setup_host=args.setup_host,
+            klaswacht_pac_proxy=args.pac_proxy,
             # No connection to a server before the request is judged: a blocked host is never contacted.
             connection_strategy="lazy",
             # Bodies a rule does not need are streamed, not held in memory.
