@@ -66,6 +66,15 @@ def record(data_dir: Path, *events: Event) -> None:
     with_store(data_dir, work)
 
 
+def active(data_dir: Path, kind: str) -> list[dict[str, object]]:
+    """The store's active grants or bans (`kind`)."""
+
+    async def work(store: Store) -> list[dict[str, object]]:
+        return list(await store.active(kind))
+
+    return with_store(data_dir, work)
+
+
 def app_client(data_dir: Path, **config: object) -> TestClient:
     """A TestClient (not following redirects) over the dashboard on `data_dir`; use it in `with`."""
     return TestClient(create_app(DashboardConfig(data_dir=data_dir, **config)),  # type: ignore[arg-type]

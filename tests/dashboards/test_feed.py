@@ -18,6 +18,7 @@ import uvicorn
 from dashboard_helpers import (
     LESSON_CLOCK,
     PASSWORD,
+    active,
     app_client,
     csrf_of,
     open_school,
@@ -57,14 +58,6 @@ def _base_time() -> datetime:
     return max(now - timedelta(seconds=30), midnight.astimezone(UTC))
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Accounts and roster made once (argon2 is slow on purpose); each test gets a copy."""
-    data_dir = tmp_path_factory.mktemp("school")
-    open_school(data_dir)
-    return data_dir
-
-
 @pytest.fixture
 def school(tmp_path: Path, template: Path) -> School:
     pupils = open_school(tmp_path, template)
@@ -99,13 +92,6 @@ def _items(data_dir: Path) -> list[dict[str, object]]:
 
 def _item(data_dir: Path, item_id: str) -> dict[str, object]:
     return next(i for i in _items(data_dir) if i["id"] == item_id)
-
-
-def _active_grants(data_dir: Path) -> list[dict[str, object]]:
-    async def work(store: Store) -> list[dict[str, object]]:
-        return list(await store.active("grant"))
-
-    return with_store(data_dir, work)
 
 
 def _listed_ids(html: str) -> list[str]:
@@ -230,7 +216,7 @@ def test_refusing_a_request_closes_it_and_opens_nothing(school: School, client: 
     assert response.status_code == 303 and response.headers["location"] == "/"
     stored = _item(school.data_dir, item_id)
     assert (stored["state"], stored["answer"]) == ("closed", "refused")
-    assert _active_grants(school.data_dir) == []
+    assert active(school.data_dir, "grant") == []
 
 
 def test_granting_a_host_request_opens_its_domain_for_the_group_until_the_lesson_ends(
@@ -243,7 +229,7 @@ def test_granting_a_host_request_opens_its_domain_for_the_group_until_the_lesson
     assert response.status_code == 303
     stored = _item(school.data_dir, item_id)
     assert (stored["state"], stored["answer"]) == ("closed", "granted")
-    [grant] = _active_grants(school.data_dir)
+    [grant] = active(school.data_dir, "grant")
     assert (grant["group_name"], grant["what"], grant["actor"]) == ("groep 7-8", "tiktok.com", "juf")
     until = datetime.fromisoformat(str(grant["until"]))
     # The fake clock said 09:00 a moment ago; the lesson ends at 10:15: 75 minutes from now, on the real clock.
@@ -260,7 +246,7 @@ def test_granting_a_search_words_request_opens_the_category(school: School, clie
     """A request about blocked search words opens their category (violence) for the group."""
     token = sign_in(client, "juf")
     client.post(f"/alerts/{school.items['mes']}/answer", data={"csrf": token, "answer": "granted"})
-    assert [(g["group_name"], g["what"]) for g in _active_grants(school.data_dir)] == [("groep 7-8", "violence")]
+    assert [(g["group_name"], g["what"]) for g in active(school.data_dir, "grant")] == [("groep 7-8", "violence")]
 
 
 def test_a_request_is_answered_once(school: School, client: TestClient) -> None:
@@ -270,7 +256,7 @@ def test_a_request_is_answered_once(school: School, client: TestClient) -> None:
     client.post(f"/alerts/{item_id}/answer", data={"csrf": token, "answer": "refused"})
     response = client.post(f"/alerts/{item_id}/answer", data={"csrf": token, "answer": "granted"})
     assert response.status_code == 303
-    assert _item(school.data_dir, item_id)["answer"] == "refused" and _active_grants(school.data_dir) == []
+    assert _item(school.data_dir, item_id)["answer"] == "refused" and active(school.data_dir, "grant") == []
     assert "Dit verzoek was al beantwoord." in client.get("/").text
 
 
@@ -341,7 +327,7 @@ def test_a_request_card_says_what_allowing_opens_and_whose_word_the_host_is(scho
     assert "Website:</span> www.google.com" in blocked and "blokkadepagina" not in blocked
     # what the card said is what the grant opens
     client.post(f"/alerts/{ids['www.wikipedia.org']}/answer", data={"csrf": token, "answer": "granted"})
-    assert [(g["group_name"], g["what"]) for g in _active_grants(school.data_dir)] == [("groep 7-8", "social")]
+    assert [(g["group_name"], g["what"]) for g in active(school.data_dir, "grant")] == [("groep 7-8", "social")]
     client.cookies.set("lang", "en")
     html = client.get("/").text
     assert "Allowing opens: tiktok.com and everything under it for groep 7-8 until the end of the lesson." in html

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from dashboard_helpers import (
     LESSON_CLOCK,
+    active,
     app_client,
     csrf_of,
     open_school,
@@ -41,14 +42,6 @@ class School:
     ban: str  # an active ban of Anna (groep 7-8)
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Accounts and roster made once (argon2 is slow on purpose); each test gets a copy."""
-    data_dir = tmp_path_factory.mktemp("school")
-    open_school(data_dir)
-    return data_dir
-
-
 @pytest.fixture
 def school(tmp_path: Path, template: Path) -> School:
     pupils = open_school(tmp_path, template)
@@ -72,16 +65,9 @@ def client(school: School) -> Iterator[TestClient]:
         yield c
 
 
-def _active(data_dir: Path, kind: str) -> list[dict[str, object]]:
-    async def work(store: Store) -> list[dict[str, object]]:
-        return list(await store.active(kind))
-
-    return with_store(data_dir, work)
-
-
 def _new(data_dir: Path, kind: str, known: str) -> dict[str, object]:
     """The one active grant or ban other than the fixture's."""
-    [row] = [r for r in _active(data_dir, kind) if r["id"] != known]
+    [row] = [r for r in active(data_dir, kind) if r["id"] != known]
     return row
 
 
@@ -238,7 +224,7 @@ def test_lifting_a_grant_ends_it_at_once(school: School, client: TestClient) -> 
     token = sign_in(client, "juf")
     response = client.post(f"/grants/{school.grant}/lift", data={"csrf": token})
     assert response.status_code == 303
-    assert _active(school.data_dir, "grant") == []
+    assert active(school.data_dir, "grant") == []
     assert "Sociale media is weer dicht voor groep 7-8." in client.get("/lesson").text
 
 
@@ -308,7 +294,7 @@ def test_care_may_ban_and_lift_for_any_group(school: School, client: TestClient)
     assert client.post("/bans", data={"csrf": token, "pupil": school.pupils["1002"], "minutes": "10",
                                       "reason": "dreigend bericht"}).status_code == 303
     assert client.post(f"/bans/{school.ban}/lift", data={"csrf": token}).status_code == 303
-    assert [b["pupil"] for b in _active(school.data_dir, "ban")] == [school.pupils["1002"]]
+    assert [b["pupil"] for b in active(school.data_dir, "ban")] == [school.pupils["1002"]]
 
 
 def test_lifting_what_has_ended_already_says_so(school: School, client: TestClient) -> None:
