@@ -1,11 +1,14 @@
 """What the store needs from a database: the seam between the store and its adapters (sqlite.py, postgres.py).
 
 Adapters raise StoreUnavailable (reason busy, full, gone or io) for conditions that pass, and
-StoreError for everything else; the store above them never sees a driver's exception.
+StoreError for everything else; the store above them never sees a driver's exception. LockedWriter is
+what both adapters share above their driver: the write lock, reconnecting under it, and execute().
 """
 
 from __future__ import annotations
 
+import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
@@ -54,3 +57,46 @@ class Database(Protocol):
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """Read on a connection of its own, so readers never wait behind the writer."""
         ...
+
+
+class LockedWriter(ABC):
+    """What the adapters share above their driver: one writer connection whose transactions `_write_lock`
+    serialises, and reconnecting under that lock, so that no transaction in flight is cut off and two callers
+    that find the connections stale reconnect once."""
+
+    def __init__(self) -> None:
+        self._write_lock = asyncio.Lock()
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    def _stale(self) -> bool:
+        """True when the connections must be made anew (the file replaced, the connection lost)."""
+
+    @abstractmethod
+    def _before_reconnect(self) -> None:
+        """Called under the lock just before reconnecting (to log why)."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """One write transaction under `_write_lock`: committed when the block ends, rolled back when it raises."""
+
+    async def ensure_current(self) -> bool:
+        if not self._stale():
+            return False
+        async with self._write_lock:
+            if not self._stale():
+                return False
+            self._before_reconnect()
+            await self.close()
+            await self.open()
+            return True
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """One statement in its own transaction."""
+        async with self.transaction() as tx:
+            return await tx.execute(sql, params)

@@ -12,7 +12,6 @@ error messages are scrubbed of it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
@@ -23,7 +22,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
-from klaswacht.store.database import Params, Row, Transaction
+from klaswacht.store.database import LockedWriter, Params, Row, Transaction
 from klaswacht.store.model import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -145,10 +144,11 @@ class _PostgresTransaction:
         return await cursor.fetchall()
 
 
-class PostgresDatabase:
+class PostgresDatabase(LockedWriter):
     """The database at `url` (postgresql://…); `busy_timeout` seconds is the longest a statement waits for a lock."""
 
     def __init__(self, url: str, busy_timeout: float = 0.3) -> None:
+        super().__init__()
         if not is_url(url):
             raise StoreError(f"not a PostgreSQL URL: {redact(url)}")
         self.url = url
@@ -158,7 +158,6 @@ class PostgresDatabase:
         self._writer: Connection | None = None
         self._reader: Connection | None = None
         self._connected = False
-        self._write_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({self.display!r})"
@@ -206,20 +205,13 @@ class PostgresDatabase:
         """A server has no file to be replaced under us: a lost connection is found by `ensure_current`."""
         return False
 
-    def _lost(self) -> bool:
+    def _stale(self) -> bool:
+        """A connection lost (server restarted, network gone) or never made."""
         return any(c is None or c.closed or c.broken for c in (self._writer, self._reader))
 
-    async def ensure_current(self) -> bool:
-        if not self._lost():
-            return False
-        async with self._write_lock:
-            if not self._lost():
-                return False
-            if self._connected:
-                log.warning("database %s: connection lost: reconnecting", self.display)
-            await self.close()
-            await self.open()
-            return True
+    def _before_reconnect(self) -> None:
+        if self._connected:
+            log.warning("database %s: connection lost: reconnecting", self.display)
 
     async def lock_schema(self, tx: Transaction) -> None:
         """Held until the transaction ends: gateways starting at once migrate one after the other."""
@@ -245,10 +237,6 @@ class PostgresDatabase:
                 if isinstance(e, psycopg.Error):
                     raise self._error(e) from None
                 raise
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        async with self.transaction() as tx:
-            return await tx.execute(sql, params)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         if self._reader is None:

@@ -8,7 +8,6 @@ when the file was deleted or replaced under us, instead of writing on into a fil
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import sqlite3
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from klaswacht.store.database import Params, Row, Transaction
+from klaswacht.store.database import LockedWriter, Params, Row, Transaction
 from klaswacht.store.model import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -83,16 +82,16 @@ class _SqliteTransaction:
         return [dict(row) for row in await self._connection.execute_fetchall(sql, params)]
 
 
-class SqliteDatabase:
+class SqliteDatabase(LockedWriter):
     """The database file `path` in WAL mode; `busy_timeout` seconds is the longest a write waits for a lock."""
 
     def __init__(self, path: Path, busy_timeout: float = 0.3) -> None:
+        super().__init__()
         self.path = path
         self.busy_timeout = busy_timeout
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._identity: tuple[int, int] | None = None
-        self._write_lock = asyncio.Lock()
 
     async def _connect(self) -> aiosqlite.Connection:
         connection = await aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
@@ -135,17 +134,12 @@ class SqliteDatabase:
         """True when the file at `path` is no longer the one the connections were opened on."""
         return self._writer is None or _identity(self.path) != self._identity
 
-    async def ensure_current(self) -> bool:
-        if not self.moved():
-            return False
-        async with self._write_lock:
-            if not self.moved():
-                return False
-            if self._identity is not None:
-                log.warning("database %s was removed or replaced: reconnecting", self.path)
-            await self.close()
-            await self.open()
-            return True
+    def _stale(self) -> bool:
+        return self.moved()
+
+    def _before_reconnect(self) -> None:
+        if self._identity is not None:
+            log.warning("database %s was removed or replaced: reconnecting", self.path)
 
     async def lock_schema(self, tx: Transaction) -> None:
         """Nothing to take: BEGIN IMMEDIATE already serialises the transactions of all processes."""
@@ -170,10 +164,6 @@ class SqliteDatabase:
                 if isinstance(e, sqlite3.Error):
                     raise unavailable(e) from e
                 raise
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        async with self.transaction() as tx:
-            return await tx.execute(sql, params)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         if self._reader is None:
