@@ -11,7 +11,7 @@ from pathlib import Path
 
 from filters.decide import Context, Facts, decide
 from filters.policy import PERIODS, PolicyError
-from klaswacht import backup, checks, doctor, evaluate, explaining, listsupdate, store_cli
+from klaswacht import backup, bundle, checks, doctor, evaluate, explaining, listsupdate, store_cli, sync
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, load_lists, load_policy
 from klaswacht.store import DATABASE_ENV, default_data_dir, default_database_url
 
@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_commands(sub, default_data_dir())
     doctor.add_command(sub, default_data_dir())
     listsupdate.add_command(sub, default_data_dir())
+    bundle.add_command(sub)
+    sync.add_command(sub, default_data_dir())
 
     p = sub.add_parser("run", help="start proxy, dashboard and metrics on loopback; stop with Ctrl-C or SIGTERM")
     p.add_argument("--policy", default=str(DEFAULT_POLICY),

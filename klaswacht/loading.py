@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,15 @@ def _list_files(folder: Path) -> dict[str, Path]:
             continue
         if path.suffix == ".txt" or (rel.parts[0] == "hosts" and path.name == "domains"):
             found[rel.as_posix()] = path
+    return found
+
+
+def local_list_files(folders: Sequence[Path]) -> dict[str, Path]:
+    """Relative name -> path of the list files the loader reads from `folders`; a later folder's file wins."""
+    found: dict[str, Path] = {}
+    for folder in folders:
+        if folder.is_dir():
+            found.update(_list_files(folder))
     return found
 
 

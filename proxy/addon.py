@@ -43,6 +43,7 @@ from filters.policy import PERIODS, Policy, PolicyError
 from filters.safesearch import enforce_safesearch
 from filters.search import extract_search_query, find_engine
 from filters.timetable import local_time, period_at
+from klaswacht.configversion import config_version
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, fingerprint, load_lists, load_policy
 from klaswacht.store import Event, Store
 from klaswacht.store.model import SEEN_HOST, SEEN_SEARCH, Snapshot
@@ -98,6 +99,7 @@ class Loaded:
     lists: Lists
     zone: ZoneInfo
     proxyauth: str | None  # the value for mitmproxy's proxyauth option: "@FILE" or None
+    version: str = ""  # of the policy and local lists (klaswacht/configversion.py), for the metrics
 
 
 def accounts_path(policy: Policy) -> Path:
@@ -132,7 +134,7 @@ def load_all(policy_file: str, folders: Sequence[str], strict_lists: bool) -> Lo
         raise Refused("; ".join(map(str, lists.errors)))
     for error in lists.errors:
         log.warning("list line skipped: %s", error)
-    return Loaded(policy, lists, zone, proxyauth)
+    return Loaded(policy, lists, zone, proxyauth, config_version(Path(policy_file), [Path(f) for f in folders]))
 
 
 # Sec-Fetch-Dest of a page a pupil opens (browsers send it with every request; other clients send none,
@@ -296,6 +298,7 @@ class Klaswacht:
             ctx.options.update(proxyauth=loaded.proxyauth)
         self.policy, self.lists, self.zone = loaded.policy, loaded.lists, loaded.zone
         self.metrics.reloads.labels("ok").inc()
+        self.metrics.config_version(loaded.version)
 
     def _fingerprint(self) -> dict[str, tuple[int, int]]:
         files = [Path(ctx.options.klaswacht_policy)]
@@ -327,7 +330,8 @@ class Klaswacht:
             self.metrics.reloads.labels("failed").inc()
             log.error("reload refused, the version in force stays: %s", e)
             return False
-        log.warning("reloaded: %s and %d list files", loaded.policy.source, len(loaded.lists.files))
+        log.warning("reloaded: %s and %d list files, version %s", loaded.policy.source, len(loaded.lists.files),
+                    loaded.version)
         return True
 
     async def running(self) -> None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from filters.decide import RULES
 from filters.hosts import ALLOW, HOST_CATEGORIES
@@ -49,6 +49,14 @@ class ProxyMetrics:
         for choice in ("decrypt", "passthrough"):
             self.interceptions.labels(choice)
         self._known = {*CATEGORIES, *HOST_CATEGORIES, ALLOW}
+        # The version of the policy and local lists in force (klaswacht/configversion.py): one series at a time.
+        self.config = Gauge("klaswacht_config_info", "The version of the policy and local lists in force (1)",
+                            ("version",), registry=registry)
+
+    def config_version(self, version: str) -> None:
+        """Report `version` as the one in force, and no other."""
+        self.config.clear()
+        self.config.labels(version).set(1)
 
     def verdict(self, action: str, rule: str, category: str | None) -> None:
         # Unknown values collapse to "other" so that a list with a new name cannot grow the label set.
