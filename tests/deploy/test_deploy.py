@@ -23,7 +23,8 @@ from klaswacht.cli import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "deploy" / "systemd"
 PROMETHEUS = ROOT / "deploy" / "prometheus"
-UNITS = ("klaswacht.service", "klaswacht-purge.service", "klaswacht-purge.timer")
+UNITS = ("klaswacht.service", "klaswacht-purge.service", "klaswacht-purge.timer", "klaswacht-sync.service",
+         "klaswacht-sync.timer")
 INSTALLED = "/opt/klaswacht/.venv/bin/klaswacht"  # where deploy/README.md installs it
 KLASWACHT = Path(sys.executable).parent / "klaswacht"
 
@@ -64,6 +65,18 @@ def test_units_run_the_installed_command_with_the_deployment_paths(unit: str) ->
     assert str(args.policy) == "/etc/klaswacht/policy.toml"
 
 
+def test_the_sync_unit_runs_klaswacht_sync_on_the_deployment_paths() -> None:
+    """klaswacht-sync.service's ExecStart (its URL from sync.env) is a command klaswacht's own parser accepts."""
+    argv = exec_start("klaswacht-sync.service")
+    assert argv[0] == INSTALLED and argv[2] == "${BUNDLE_URL}"
+    argv[2] = "https://board.example/klaswacht/bundle.tar.gz"
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == "sync" and args.into == "/var/lib/klaswacht/bundle"
+    assert args.key == "/etc/klaswacht/board.pub"
+    text = (SYSTEMD / "klaswacht-sync.service").read_text()
+    assert "EnvironmentFile=/etc/klaswacht/sync.env" in text and "ProtectSystem=strict" in text
+
+
 def test_the_service_is_hardened() -> None:
     text = (SYSTEMD / "klaswacht.service").read_text()
     settings = dict(line.split("=", 1) for line in text.splitlines() if re.match(r"[A-Za-z]+=", line))
@@ -81,6 +94,15 @@ def test_promtool_accepts_the_scrape_config_and_the_rules() -> None:
                  ["check", "rules", str(PROMETHEUS / "klaswacht-rules.yml")]):
         result = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_unit_tests_of_the_rules_pass() -> None:
+    """deploy/prometheus/klaswacht-rules.test.yml: the alerts fire (and stay quiet) when they should."""
+    promtool = tool("promtool", "prometheus")
+    result = subprocess.run([promtool, "test", "rules", str(PROMETHEUS / "klaswacht-rules.test.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +144,8 @@ def test_every_metric_in_the_alert_rules_is_exposed_by_klaswacht_run(scraped: st
     rules = (PROMETHEUS / "klaswacht-rules.yml").read_text()
     used = re.findall(r"\b(klaswacht_\w+)(?:\{([^}]*)\})?", rules)
     assert {name for name, _ in used} >= {"klaswacht_store_queue_depth", "klaswacht_decision_seconds_bucket",
-                                          "klaswacht_reloads_total", "klaswacht_store_events_total"}
+                                          "klaswacht_reloads_total", "klaswacht_store_events_total",
+                                          "klaswacht_config_info"}
     for name, matchers in used:
         assert name in exposed, f"{name} is in the rules but klaswacht run does not expose it"
         for label, value in re.findall(r'(\w+)="([^"]*)"', matchers):
