@@ -11,23 +11,31 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from filters.policy import Policy, PolicyError
 from klaswacht.backup import BackupError, lock_holder, schema_version
+from klaswacht.configversion import config_version
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, load_lists, load_policy
-from klaswacht.store import DB_NAME
+from klaswacht.store import DATABASE_ENV, DB_NAME, default_database_url
+from klaswacht.store.postgres import SCHEMA_LOCK, is_url, redact
 from klaswacht.store.schema import LATEST
 
 CA_KEY = "mitmproxy-ca.pem"  # key and certificate: what mitmproxy signs with
@@ -36,6 +44,7 @@ CA_MARGIN = timedelta(days=30)
 MIN_FREE = 100 * 1024 * 1024
 _WAL_WRITE_LOCK = 120  # the writer's byte in the WAL shared-memory file (sqlite.org/walformat.html)
 MARK = {True: "✓", False: "✗", None: "!"}
+MIGRATION_GRACE = 60.0  # seconds a migration may hold its lock before doctor calls it stuck
 
 
 @dataclass(frozen=True)
@@ -152,12 +161,119 @@ def check_database(data_dir: Path, may_write: bool) -> Iterator[Check]:
         yield Check("database lock", None, "not tested: doctor would have to open the database as another user")
     else:
         yield _check_lock(db)
+
+
+def check_disk(data_dir: Path) -> Iterator[Check]:
     free = shutil.disk_usage(data_dir).free
     if free < MIN_FREE:
         yield Check("disk", False, f"{free // (1024 * 1024)} MB free under {data_dir}",
                     "free disk space (at least 100 MB): old logs, old backups; or run: klaswacht purge")
     else:
         yield Check("disk", True, f"{free // (1024 * 1024)} MB free under {data_dir}")
+
+
+def _scrub(url: str) -> Callable[[str], str]:
+    """Removes the URL's password from a text (a driver's message may quote the connection string)."""
+    try:
+        password = str(conninfo_to_dict(url).get("password") or "")
+    except psycopg.Error:
+        password = ""
+    return lambda text: text.replace(password, "***") if len(password) >= 3 else text
+
+
+def check_postgres(url: str) -> Iterator[Check]:
+    """The PostgreSQL database: reachable, schema current, the migrations lock free. The password is never shown."""
+    display, scrub = redact(url), _scrub(url)
+    try:
+        options: dict[str, Any] = {"application_name": "klaswacht-doctor"}
+        if "connect_timeout" not in conninfo_to_dict(url):
+            options["connect_timeout"] = 5
+        connection = psycopg.connect(url, autocommit=True, **options)
+    except psycopg.Error as e:
+        reason = scrub(str(e).strip()).splitlines()[0] if str(e).strip() else type(e).__name__
+        yield Check("database", False, f"cannot connect to {display}: {reason}",
+                    "is the server up (pg_isready)? Check host, port, database, user and password in the URL "
+                    "(--database or KLASWACHT_DATABASE) and the server's pg_hba.conf")
+        return
+    with connection:
+        try:
+            yield from _postgres_schema(connection, display)
+            yield _postgres_lock(connection, display)
+        except psycopg.Error as e:
+            yield Check("database", False, f"{display}: {scrub(str(e).strip())}",
+                        "check the user's rights on the database (klaswacht needs to create and read its tables)")
+
+
+def _postgres_schema(connection: psycopg.Connection[tuple[Any, ...]], display: str) -> Iterator[Check]:
+    row = connection.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+    version = 0
+    if row and row[0]:
+        found = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        version = int(found[0] or 0) if found else 0
+    server = connection.info.parameter_status("server_version") or "?"
+    if version == 0:
+        yield Check("database", False, f"{display} (PostgreSQL {server}) answers but holds no klaswacht schema",
+                    "migrations run when klaswacht starts: run: systemctl restart klaswacht (or klaswacht run)")
+    elif version < LATEST:
+        yield Check("database", False, f"{display}: schema version {version}, this klaswacht needs {LATEST}",
+                    "migrations run when klaswacht starts: run: systemctl restart klaswacht (or klaswacht run)")
+    elif version > LATEST:
+        yield Check("database", False, f"{display}: schema version {version} is newer than this klaswacht knows "
+                    f"({LATEST})", "upgrade klaswacht on this gateway to the version the others run")
+    else:
+        yield Check("database", True, f"{display} (PostgreSQL {server}) answers, schema version {version} (current)")
+
+
+def _postgres_lock(connection: psycopg.Connection[tuple[Any, ...]], display: str) -> Check:
+    """Who holds the advisory lock that serialises migrations (klaswacht/store/postgres.py), and for how long."""
+    # pg_advisory_xact_lock(key) of a key below 2**32 shows as classid 0, objid key, objsubid 1.
+    row = connection.execute(
+        "SELECT l.pid, a.application_name, EXTRACT(EPOCH FROM now() - a.xact_start) FROM pg_locks l "
+        "LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+        "AND l.classid = 0 AND l.objid = %s AND l.objsubid = 1", (SCHEMA_LOCK,)).fetchone()
+    if row is None:
+        return Check("migrations lock", True, "free")
+    pid, application, seconds = row[0], row[1] or "?", float(row[2] or 0)
+    if seconds < MIGRATION_GRACE:
+        return Check("migrations lock", None, f"held by process {pid} ({application}) for {seconds:.0f} s: a "
+                     "gateway is migrating the schema now")
+    return Check("migrations lock", False, f"held by process {pid} ({application}) for {seconds:.0f} s",
+                 f"a gateway's start hangs in its migration: see SELECT * FROM pg_stat_activity WHERE pid = {pid}; "
+                 f"end it with SELECT pg_terminate_backend({pid}) (on {display})")
+
+
+def check_config_version(policy: Path, folders: list[Path], metrics_port: int) -> Check:
+    """The version of the policy and lists on disk (a bundle's, or a content hash) against the running proxy's."""
+    on_disk = config_version(policy, folders)
+    where = _bundle_origin(policy, on_disk)
+    running: list[str] = []
+    answer = _http_get(metrics_port, "/metrics") if metrics_port else None
+    if answer is not None and answer[0] == 200:
+        running = re.findall(r'^klaswacht_config_info\{version="([^"]*)"\} 1', answer[2], re.MULTILINE)
+    if not running:
+        return Check("config version", True, f"{on_disk} on disk ({where}); no running proxy to compare with")
+    if running == [on_disk]:
+        return Check("config version", True, f"the proxy runs {on_disk} ({where})")
+    return Check("config version", False, f"the proxy runs {', '.join(running)} but the policy and lists on disk are "
+                 f"{on_disk} ({where})", "the proxy refused them or has not reloaded yet: journalctl -u klaswacht "
+                 "names the file and line of a refused reload")
+
+
+def _bundle_origin(policy: Path, version: str) -> str:
+    """Where the files come from, for people: the board's bundle (when last synced) or local files."""
+    folder = policy.resolve().parent
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "local files, a content hash"
+    if not isinstance(manifest, dict) or manifest.get("version") != version:
+        return "a bundle's folder, changed by hand since"
+    text = f"the board's bundle made {manifest.get('created', '?')}"
+    try:
+        state = json.loads((folder.parent.parent / ".sync-state.json").read_text(encoding="utf-8"))
+        return f"{text}, last fetched {state['synced']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return text
 
 
 def _check_lock(db: Path) -> Check:
@@ -296,12 +412,20 @@ def diagnose(args: argparse.Namespace, now: datetime | None = None) -> list[Chec
     now = now or datetime.now(UTC)
     data_dir = Path(args.data_dir).expanduser()
     checks = list(check_data_dir(data_dir))
+    url = getattr(args, "database", None)
     if data_dir.is_dir():
         checks += check_ca(data_dir, now)
-        checks += check_database(data_dir, may_write=data_dir.stat().st_uid == os.geteuid())
+        if not is_url(url):
+            checks += check_database(data_dir, may_write=data_dir.stat().st_uid == os.geteuid())
+    if is_url(url):
+        checks += check_postgres(str(url))
+    if data_dir.is_dir():
+        checks += check_disk(data_dir)
     policy_check, policy = check_policy(Path(args.policy))
     checks.append(policy_check)
     checks += check_lists(list(args.lists), policy)
+    if policy is not None:
+        checks.append(check_config_version(Path(args.policy), list(args.lists), args.metrics_port))
     if policy is not None:
         checks.append(check_timezone(policy))
     checks += check_clock(now)
@@ -334,5 +458,8 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser], defaul
     p.add_argument("--proxy-port", type=int, default=8080, help="0: not checked (default: %(default)s)")
     p.add_argument("--dashboard-port", type=int, default=8081, help="0: not checked (default: %(default)s)")
     p.add_argument("--metrics-port", type=int, default=9464, help="0: not checked (default: %(default)s)")
+    p.add_argument("--database", default=default_database_url(), metavar="URL",
+                   help="a postgresql:// URL: check that server instead of DIR/klaswacht.db "
+                        f"(default: ${DATABASE_ENV}); its password is never printed")
     p.add_argument("--transparent", action="store_true", help="also check IP forwarding and nftables")
     p.set_defaults(func=cmd_doctor)

@@ -23,6 +23,8 @@ from cryptography.x509.oid import NameOID
 
 from klaswacht import doctor
 from klaswacht.cli import main
+from klaswacht.configversion import config_version
+from klaswacht.loading import DEFAULT_POLICY
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "proxy"))
 from proxy_helpers import start
@@ -65,6 +67,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert running_code == 0, running_output
     for kind, port in zip(("proxy", "dashboard", "metrics"), ports, strict=True):
         assert f"✓ {kind} port: {port}: klaswacht's {kind} answers" in running_output
+    # The version the running proxy reports (its metrics) is the content hash of the policy on disk.
+    version = config_version(DEFAULT_POLICY, [])
+    assert f"✓ config version: the proxy runs {version} (local files, a content hash)" in running_output
     yield data_dir
 
 
@@ -77,8 +82,8 @@ def test_a_good_deployment_passes(deployment: Path, capsys: pytest.CaptureFixtur
     assert main(doctor_args(deployment)) == 0
     out = capsys.readouterr().out
     assert "✗" not in out
-    for check in ("data dir", "CA", "database", "database lock", "disk", "policy", "lists", "time zone", "clock",
-                  "proxy port", "dashboard port", "metrics port"):
+    for check in ("data dir", "CA", "database", "database lock", "disk", "policy", "lists", "config version",
+                  "time zone", "clock", "proxy port", "dashboard port", "metrics port"):
         assert f"✓ {check}: " in out, check
     assert "schema version" in out and "(current)" in out
     assert "! clock sync: timedatectl not found" in out  # a warning, exit 0

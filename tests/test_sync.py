@@ -29,7 +29,7 @@ from klaswacht.configversion import config_version
 from klaswacht.loading import DEFAULT_POLICY
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "proxy"))
-from proxy_helpers import fetch, start, until
+from proxy_helpers import fetch, metric, start, until
 
 ONE = "casino-one.example\n"
 
@@ -356,8 +356,8 @@ def config_info(metrics_url: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_running_proxy_reloads_a_synced_bundle_and_reports_its_version(tmp_path: Path, board: Board,
-                                                                         server: Server) -> None:
+def test_a_running_proxy_reloads_a_synced_bundle_and_reports_its_version(
+        tmp_path: Path, board: Board, server: Server, capsys: pytest.CaptureFixture[str]) -> None:
     """The proxy runs `current`; after a sync it blocks the new host and its metrics name the new version only."""
     gateway = tmp_path / "gateway"
     body, v1 = board.make()
@@ -378,5 +378,23 @@ def test_a_running_proxy_reloads_a_synced_bundle_and_reports_its_version(tmp_pat
         server.serve(repack(body, lambda m: m.pop("manifest.sig")), '"v3"')
         assert sync(gateway, board, server) == 1
         assert config_info(metrics) == [f'klaswacht_config_info{{version="{v2}"}} 1.0']
+        # doctor compares the running version with the files on disk.
+        policy, lists = gateway / "current" / "policy.toml", gateway / "current" / "lists"
+        metrics_port = metrics.split(":")[2].split("/")[0]
+        doctor = ["doctor", "--data-dir", str(tmp_path / "data"), "--policy", str(policy), "--lists", str(lists),
+                  "--proxy-port", "0", "--dashboard-port", "0", "--metrics-port", metrics_port]
+        capsys.readouterr()
+        main(doctor)
+        line = next(x for x in capsys.readouterr().out.splitlines() if "config version" in x)
+        assert line.startswith(f"✓ config version: the proxy runs {v2} (the board's bundle made ") and \
+            "last fetched" in line, line
+        # A hand edit the proxy refuses (a broken line): doctor says the proxy runs another version than the disk.
+        with (lists / "hosts" / "gambling.txt").open("a") as f:
+            f.write("not a host name!\n")
+        assert until(lambda: metric(running, 'klaswacht_reloads_total{result="failed"}') >= 1, 10) is not None
+        main(doctor)
+        line = next(x for x in capsys.readouterr().out.splitlines() if "config version" in x)
+        assert line.startswith(f"✗ config version: the proxy runs {v2} but the policy and lists on disk are ") and \
+            "changed by hand" in line and "journalctl -u klaswacht" in line, line
     finally:
         assert running.stop() == 0
