@@ -13,6 +13,15 @@ The archive (tar.gz, mode 0600) holds:
   a replay after a restore harmless);
 - `manifest.json`: klaswacht version, schema version, time, and every file with its size and sha256.
 
+With a PostgreSQL store (`--database postgresql://...` or KLASWACHT_DATABASE) the database is
+`klaswacht.pgdump` instead: `pg_dump --format=custom` (one consistent snapshot, safe while gateways
+write), restored with `pg_restore --single-transaction` into the database `--database` names. The
+password goes to pg_dump and pg_restore in their environment (PGPASSWORD), never on their command line,
+and is never printed. Restore refuses while a klaswacht session (any gateway) is connected, refuses a
+database that holds klaswacht's tables without `--force`, and then first keeps a pg_dump of what it
+replaces as `klaswacht.pgdump.before-restore` in the data dir. pg_dump and pg_restore must be installed
+(Debian: `postgresql-client`) and not older than the server.
+
 The hashes guard against a damaged or edited archive, not against an attacker (who could rewrite the
 manifest too). The archive holds pupils' names and the CA's private key: keep it as safe as the gateway.
 
@@ -33,6 +42,7 @@ import os
 import shutil
 import sqlite3
 import struct
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -42,13 +52,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from klaswacht.store import DB_NAME
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from klaswacht.store import DATABASE_ENV, DB_NAME, default_database_url
+from klaswacht.store.postgres import is_url, redact
 from klaswacht.store.schema import LATEST
 
 MANIFEST = "manifest.json"
 FORMAT = "klaswacht-backup"
 FORMAT_VERSION = 1
 KEYS = ("secret.key", "dashboard.key")
+PG_DUMP = "klaswacht.pgdump"  # the database of a PostgreSQL store, as pg_dump --format=custom writes it
+PG_TIMEOUT = 3600.0  # seconds pg_dump or pg_restore may take
 FOLDERS = ("ca", "spill")  # copied whole, whatever mitmproxy or the intake call their files
 BEFORE = ".before-restore"
 # The shared-memory file's "dead man switch" byte: every connection to a WAL database holds a read lock
@@ -161,6 +177,83 @@ def _check_owner(data_dir: Path) -> None:
                           f"run as its owner: sudo -u {name} klaswacht ...")
 
 
+# --- PostgreSQL: pg_dump and pg_restore
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """How to reach a PostgreSQL database with its client tools: the password only in their environment."""
+
+    url: str
+    conninfo: str  # without the password: it may be seen on the command line (ps)
+    env: dict[str, str]
+    password: str
+
+    @classmethod
+    def of(cls, url: str) -> Postgres:
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.Error as e:
+            raise BackupError(f"the database URL {redact(url)} is not valid") from e
+        password = str(params.pop("password", None) or "")
+        env = {**os.environ, "PGCONNECT_TIMEOUT": str(params.pop("connect_timeout", 10))}
+        env.pop("PGPASSWORD", None)
+        if password:
+            env["PGPASSWORD"] = password
+        return cls(url, make_conninfo("", **{k: str(v) for k, v in params.items()}), env, password)
+
+    def scrub(self, text: str) -> str:
+        return text.replace(self.password, "***") if len(self.password) >= 3 else text
+
+    def connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        try:
+            return psycopg.connect(self.url, autocommit=True, application_name="klaswacht-backup",
+                                   connect_timeout=10)
+        except psycopg.Error as e:
+            raise BackupError(f"cannot connect to {redact(self.url)}: {self.scrub(str(e).strip())}") from None
+
+    def run(self, tool: str, *args: str) -> None:
+        path = shutil.which(tool)
+        if path is None:
+            raise BackupError(f"{tool} not found: a PostgreSQL store is backed up and restored with pg_dump and "
+                              "pg_restore (Debian: apt-get install postgresql-client)")
+        try:
+            done = subprocess.run([path, "--no-password", *args, f"--dbname={self.conninfo}"], env=self.env,
+                                  capture_output=True, text=True, timeout=PG_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired as e:
+            raise BackupError(f"{tool} took longer than {PG_TIMEOUT:.0f} s; stopped") from e
+        if done.returncode != 0:
+            lines = [line for line in done.stderr.strip().splitlines() if line.strip()][-3:]
+            raise BackupError(f"{tool} failed on {redact(self.url)}: {self.scrub(' / '.join(lines))}")
+
+    def state(self) -> tuple[int, list[str]]:
+        """(schema version, 0 without klaswacht's tables; other klaswacht sessions on the database, for people)."""
+        with self.connect() as c:
+            row = c.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+            version = 0
+            if row and row[0]:
+                found = c.execute("SELECT MAX(version) FROM schema_version").fetchone()
+                version = int(found[0] or 0) if found else 0
+            others = c.execute(
+                "SELECT pid, application_name, client_addr FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND application_name LIKE 'klaswacht%' "
+                "AND application_name <> 'klaswacht-backup'").fetchall()
+        return version, [f"session {pid} ({name}) from {addr or 'a local socket'}" for pid, name, addr in others]
+
+    def dump(self, target: Path) -> int:
+        """pg_dump the database into `target` (0600); its schema version."""
+        before, _ = self.state()
+        if before == 0:
+            raise BackupError(f"{redact(self.url)} holds no klaswacht database to back up")
+        target.touch(mode=0o600)
+        self.run("pg_dump", "--format=custom", f"--file={target}")
+        after, _ = self.state()
+        if after != before:
+            raise BackupError("a migration ran while the backup was made: run the backup again")
+        self.run("pg_restore", "--list", str(target))  # the dump reads back
+        return before
+
+
 # --- backup
 
 
@@ -184,8 +277,9 @@ def _copy_database(db: Path, target: Path) -> None:
         raise BackupError(f"{db}: the database is damaged ({problem}); nothing written")
 
 
-def _gather(data_dir: Path, work: Path) -> list[tuple[str, Path]]:
-    """(name in the archive, file to read) of everything to keep; the database copied into `work`."""
+def _gather(data_dir: Path, work: Path, postgres: Postgres | None = None) -> tuple[list[tuple[str, Path]], int]:
+    """(name in the archive, file to read) of everything to keep, and the schema version; the database copied
+    into `work` (SQLite's online backup, or pg_dump)."""
     files: list[tuple[str, Path]] = []
     # Spill files first: an event replayed into the database after this is in the database's copy.
     for folder in ("spill", "ca"):
@@ -203,28 +297,31 @@ def _gather(data_dir: Path, work: Path) -> list[tuple[str, Path]]:
     for name in KEYS:
         if (data_dir / name).is_file():
             files.append((name, data_dir / name))
-    db = data_dir / DB_NAME
-    if db.is_file():
-        _copy_database(db, work / DB_NAME)
-        files.append((DB_NAME, work / DB_NAME))
-    return files
+    if postgres is not None:
+        schema = postgres.dump(work / PG_DUMP)
+        files.append((PG_DUMP, work / PG_DUMP))
+        return files, schema
+    _copy_database(data_dir / DB_NAME, work / DB_NAME)
+    files.append((DB_NAME, work / DB_NAME))
+    return files, schema_version(work / DB_NAME)
 
 
-def backup(data_dir: Path, target: Path) -> Backup:
-    """Write the archive `target` (0600, replaced atomically) of `data_dir`."""
+def backup(data_dir: Path, target: Path, database_url: str | None = None) -> Backup:
+    """Write the archive `target` (0600, replaced atomically) of `data_dir` (and the PostgreSQL database)."""
     if not data_dir.is_dir():
         raise BackupError(f"{data_dir}: no such data dir")
     _check_owner(data_dir)
     target = target.expanduser().absolute()
-    if not (data_dir / DB_NAME).is_file():
+    postgres = Postgres.of(database_url) if database_url and is_url(database_url) else None
+    if postgres is None and not (data_dir / DB_NAME).is_file():
         raise BackupError(f"{data_dir}: no database ({DB_NAME}) to back up")
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".klaswacht-backup-") as tmp:
         work = Path(tmp)
-        files = _gather(data_dir, work)
+        files, schema = _gather(data_dir, work, postgres)
         blobs = {name: path.read_bytes() for name, path in files}
         manifest: dict[str, Any] = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "klaswacht_version": klaswacht_version(),
-            "schema_version": schema_version(work / DB_NAME),
+            "schema_version": schema, "database": "postgresql" if postgres else "sqlite",
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "data_dir": str(data_dir.resolve()),
             "files": [{"path": name, "size": len(blob), "sha256": _sha256(blob)} for name, blob in blobs.items()],
@@ -289,7 +386,7 @@ def read_archive(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
         if _sha256(data) != listed[name]["sha256"]:
             raise BackupError(f"{path}: {name}: sha256 differs from the manifest: the archive is damaged or was "
                               "changed; nothing restored")
-    if DB_NAME not in members:
+    if DB_NAME not in members and PG_DUMP not in members:
         raise BackupError(f"{path}: no database in the archive; nothing restored")
     if schema > LATEST:
         raise BackupError(f"{path}: the backup has schema version {schema}, newer than this klaswacht knows "
@@ -312,16 +409,41 @@ def _top(name: str) -> str:
     return name.split("/", 1)[0]
 
 
-def restore(archive: Path, data_dir: Path, force: bool = False) -> list[str]:
-    """Restore `archive` into `data_dir`; returns what was done, one line each, for people."""
+def _check_postgres_target(postgres: Postgres, backed_up: int, force: bool) -> int:
+    """The schema version in the database restored into, if a restore may go on; BackupError otherwise."""
+    version, others = postgres.state()
+    if others:
+        raise BackupError(f"klaswacht is using {redact(postgres.url)} (" + "; ".join(others) + "): stop klaswacht on "
+                          "every gateway that uses it first; nothing restored")
+    if version and not force:
+        raise BackupError(f"{redact(postgres.url)} already holds a klaswacht database (schema {version}): restore with "
+                          f"--force to replace it (a pg_dump of it is kept as {PG_DUMP}{BEFORE} in the data dir); "
+                          "nothing restored")
+    if version > backed_up:
+        raise BackupError(f"{redact(postgres.url)} has schema {version}, newer than the backup's ({backed_up}): "
+                          "restore into an empty database (createdb, then --database with its name); nothing restored")
+    return version
+
+
+def restore(archive: Path, data_dir: Path, force: bool = False, database_url: str | None = None) -> list[str]:
+    """Restore `archive` into `data_dir` (and its database into PostgreSQL); what was done, one line each."""
     manifest, members = read_archive(archive)
+    postgres = Postgres.of(database_url) if database_url and is_url(database_url) else None
+    if PG_DUMP in members and postgres is None:
+        raise BackupError(f"{archive} holds a PostgreSQL database: name the database to restore it into with "
+                          f"--database URL (or ${DATABASE_ENV}); nothing restored")
+    if PG_DUMP not in members and postgres is not None:
+        raise BackupError(f"{archive} holds a SQLite database: restore it without --database (and without "
+                          f"${DATABASE_ENV}); restore does not move a school from SQLite to PostgreSQL; "
+                          "nothing restored")
     _check_owner(data_dir)
     if data_dir.exists():
         users = users_of(data_dir)
         if users:
             raise BackupError("klaswacht is using the data dir (" + "; ".join(users) + "): stop it first "
                               "(systemctl stop klaswacht); nothing restored")
-    tops = sorted({_top(name) for name in members})
+    in_database = _check_postgres_target(postgres, int(manifest["schema_version"]), force) if postgres else 0
+    tops = sorted({_top(name) for name in members if name != PG_DUMP})
     present = [t for t in tops if (data_dir / t).exists()]
     if present and not force:
         raise BackupError(f"{data_dir} already holds {', '.join(present)}: restore with --force to replace them "
@@ -339,13 +461,25 @@ def restore(archive: Path, data_dir: Path, force: bool = False) -> list[str]:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-        restored = schema_version(staging / DB_NAME)
+        if postgres is not None:
+            if in_database:
+                kept = _aside(data_dir / PG_DUMP)
+                postgres.dump(kept)
+                done.append(f"kept a pg_dump of the database it replaces as {kept.name}")
+            postgres.run("pg_restore", "--single-transaction", "--exit-on-error", "--clean", "--if-exists",
+                         "--no-owner", "--no-privileges", str(staging / PG_DUMP))
+            (staging / PG_DUMP).unlink()
+            done.append(f"restored the database into {redact(postgres.url)}")
+            restored = int(manifest["schema_version"])
+        else:
+            restored = schema_version(staging / DB_NAME)
         if restored > LATEST:
             raise BackupError(f"{archive}: its database has schema version {restored}, newer than this klaswacht "
                               f"knows ({LATEST}); nothing restored")
         # The old database's WAL and shared-memory files must go with it: replayed into the restored file
         # they would corrupt it.
-        old = [*present, *(f"{DB_NAME}{s}" for s in ("-wal", "-shm") if (data_dir / f"{DB_NAME}{s}").exists())]
+        old = [*present, *(f"{DB_NAME}{s}" for s in ("-wal", "-shm")
+                           if postgres is None and (data_dir / f"{DB_NAME}{s}").exists())]
         for name in old:
             kept = _aside(data_dir / name)
             os.rename(data_dir / name, kept)
@@ -373,7 +507,7 @@ def restore(archive: Path, data_dir: Path, force: bool = False) -> list[str]:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     try:
-        made = backup(Path(args.data_dir).expanduser(), Path(args.file))
+        made = backup(Path(args.data_dir).expanduser(), Path(args.file), args.database)
     except (BackupError, OSError) as e:
         print(f"klaswacht: backup failed: {e}", file=sys.stderr)
         return 1
@@ -388,7 +522,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     try:
-        done = restore(Path(args.file), Path(args.data_dir).expanduser(), force=args.force)
+        done = restore(Path(args.file), Path(args.data_dir).expanduser(), force=args.force, database_url=args.database)
     except (BackupError, OSError) as e:
         print(f"klaswacht: restore refused: {e}", file=sys.stderr)
         return 1
@@ -403,6 +537,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], defau
                                       "safe while klaswacht runs")
     p.add_argument("file", metavar="FILE", help="the archive to write (replaced if it exists)")
     p.add_argument("--data-dir", default=str(default_data_dir), metavar="DIR", help="(default: %(default)s)")
+    _database_option(p, "back up that database with pg_dump")
     p.set_defaults(func=cmd_backup)
 
     p = sub.add_parser("restore", help="put a backup back into a data dir while klaswacht is stopped")
@@ -410,5 +545,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], defau
     p.add_argument("--data-dir", default=str(default_data_dir), metavar="DIR", help="(default: %(default)s)")
     p.add_argument("--force", action="store_true",
                    help=f"replace an existing database, keys or CA (the old files are kept as *{BEFORE})")
+    _database_option(p, "restore a pg_dump backup into that database with pg_restore")
     p.set_defaults(func=cmd_restore)
+
+
+def _database_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--database", default=default_database_url(), metavar="URL",
+                   help=f"a postgresql:// URL: {what} (default: ${DATABASE_ENV}, else the SQLite file in the data dir)")
 
