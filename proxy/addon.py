@@ -113,9 +113,12 @@ def load_all(policy_file: str, folders: Sequence[str], strict_lists: bool) -> Lo
 
     With `strict_lists`, any bad list line refuses the whole load (a reload); without, bad lines
     are skipped with a warning (the first start: the proxy must filter from its first second).
+    Links in the paths are resolved once, first: when `klaswacht sync` swaps its `current` link during
+    the load, policy and lists still come from one version.
     """
+    policy_path, folder_paths = Path(policy_file).resolve(), [Path(f).resolve() for f in folders]
     try:
-        policy = load_policy(policy_file)
+        policy = load_policy(policy_path)
         zone = ZoneInfo(policy.timezone)
     except PolicyError as e:
         raise Refused(str(e)) from e
@@ -129,12 +132,12 @@ def load_all(policy_file: str, folders: Sequence[str], strict_lists: bool) -> Lo
         except (OSError, ValueError) as e:
             raise Refused(f"{path}:0: accounts file not usable: {e}") from e
         proxyauth = f"@{path}"
-    lists = load_lists([SHIPPED_LISTS, *map(Path, folders)], policy)
+    lists = load_lists([SHIPPED_LISTS, *folder_paths], policy)
     if strict_lists and lists.errors:
         raise Refused("; ".join(map(str, lists.errors)))
     for error in lists.errors:
         log.warning("list line skipped: %s", error)
-    return Loaded(policy, lists, zone, proxyauth, config_version(Path(policy_file), [Path(f) for f in folders]))
+    return Loaded(policy, lists, zone, proxyauth, config_version(policy_path, folder_paths))
 
 
 # Sec-Fetch-Dest of a page a pupil opens (browsers send it with every request; other clients send none,
