@@ -350,6 +350,23 @@ def test_sync_with_a_key_that_is_not_a_public_key_is_a_usage_error(tmp_path: Pat
     assert "not a readable public key" in capsys.readouterr().err
 
 
+def test_a_second_sync_at_the_same_time_does_nothing(tmp_path: Path, board: Board, server: Server,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The timer and a hand-started run never unpack into the same folder at once: the second one stops."""
+    import fcntl
+
+    body, _ = board.make()
+    server.serve(body, '"v1"')
+    gateway = tmp_path / "gateway"
+    gateway.mkdir()
+    with (gateway / ".sync.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert sync(gateway, board, server) == 1
+    assert "another sync runs" in capsys.readouterr().err
+    assert not (gateway / "current").exists() and server.seen == []
+    assert sync(gateway, board, server) == 0
+
+
 def config_info(metrics_url: str) -> list[str]:
     with urllib.request.urlopen(metrics_url, timeout=10) as response:
         return [line for line in response.read().decode().splitlines() if line.startswith("klaswacht_config_info{")]
