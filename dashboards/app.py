@@ -43,7 +43,7 @@ def create_app(config: DashboardConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = Store(config.data_dir, events_days=policy.events_days, audit_days=policy.audit_days,
-                      database_url=config.database_url)
+                      database_url=config.database_url, school=policy.school_id)
         # No background tasks: the dashboard records no events; the proxy owns writing and purging.
         # Not strict: a database locked or gone at start gives pages that say so (503), not a dead dashboard.
         await store.open(background=False, strict=False)

@@ -14,7 +14,17 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from klaswacht.store.model import ALERT_STATES, ANSWERS, FEED_ACTIONS, QUIET_RULES, ROLES, StoreError, iso, now_utc
+from klaswacht.store.model import (
+    ALERT_STATES,
+    ANSWERS,
+    BOARD_ROLES,
+    FEED_ACTIONS,
+    QUIET_RULES,
+    ROLES,
+    StoreError,
+    iso,
+    now_utc,
+)
 
 if TYPE_CHECKING:
     import argon2
@@ -173,8 +183,12 @@ class StaffViews:
         scope, in_school = self._scope()
 
         async def work(tx: Transaction) -> bool:
-            if not await tx.fetchall(f"SELECT name FROM staff WHERE name = ?{scope}", (name, *in_school)):
+            found = await tx.fetchall(f"SELECT school FROM staff WHERE name = ?{scope}", (name, *in_school))
+            if not found:
                 return False
+            if found[0]["school"] is None and role is not None and role not in BOARD_ROLES:
+                raise StoreError(f"a board account has role {' or '.join(BOARD_ROLES)}: teachers and care staff "
+                                 "belong to a school")
             for column, value in (("role", role), ("password", hashed),
                                   ("disabled", None if disabled is None else int(disabled))):
                 if value is not None:
