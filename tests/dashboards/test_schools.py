@@ -7,7 +7,8 @@ import asyncio
 import csv
 import io
 import shutil
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -235,3 +236,49 @@ def test_the_boards_accounts_see_every_school_per_school_and_no_pupil(
         client.post("/accounts/add", data={"csrf": token, "name": "meester-n", "role": "teacher", "school": "zuid",
                                            "password": "een-nieuw-wachtwoord"})
     assert _at(data_dir, None, schools)["meester-n"] == "noord"
+
+
+def _items_on_stream(lines: Iterator[str], deadline: float, until_seen: str) -> list[str]:
+    """The data of the `event: item` messages until one holds `until_seen`, or `deadline` (monotonic) passes."""
+    found: list[str] = []
+    event, data = "", []
+    for line in lines:
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif line == "":
+            if event == "item":
+                found.append("\n".join(data))
+                if until_seen in found[-1]:
+                    break
+            event, data = "", []
+        if time.monotonic() > deadline:
+            break
+    return found
+
+
+def test_the_live_stream_sends_only_the_own_schools_new_items(
+        filled: tuple[Path, dict[str, dict[str, str]]], tmp_path: Path) -> None:
+    """`/live` of noord's teacher sends noord's items, first those of today and then a new one; an item of
+    zuid's same-named group, recorded just before it, never comes."""
+    source, ids = filled
+    data_dir = tmp_path / "board"
+    shutil.copytree(source, data_dir)
+    with _client(data_dir) as client:
+        sign_in(client, "juf-noord")
+        with client.stream("GET", "/live") as response:
+            assert response.status_code == 200
+            lines = response.iter_lines()
+            first = _items_on_stream(lines, time.monotonic() + 10, "noordterm.nl")
+            for school, term in (("zuid", "zuidnieuw"), ("noord", "noordnieuw")):
+
+                async def work(store: Store, school: str = school, term: str = term) -> None:
+                    store.record(Event("block", "search-words", "sex", "www.google.com", (term,),
+                                       ids[school]["pupil"], GROUP))
+
+                _at(data_dir, school, work)
+            later = _items_on_stream(lines, time.monotonic() + 10, "noordnieuw")
+    sent = "".join(first + later)
+    assert "noordterm" in sent and "noordnieuw" in later[-1] and "Anna Noordhuis" in sent
+    assert "zuid" not in sent and "Bram Zuidema" not in sent
