@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import getpass
 import json
-import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -23,12 +22,19 @@ from filters.hosts import HOST_CATEGORIES, parse_domain
 from filters.policy import DEFAULT_SCHOOL
 from filters.terms import ListError
 from klaswacht.loading import DEFAULT_POLICY, load_policy
-from klaswacht.store import DATABASE_ENV, Store, StoreError, default_data_dir, default_database_url
+from klaswacht.store import (
+    DATABASE_ENV,
+    SCHOOL_ENV,
+    Store,
+    StoreError,
+    default_data_dir,
+    default_database_url,
+    gateway_school,
+)
 from klaswacht.store.model import BOARD_ROLES, ROLES
 from klaswacht.store.roster import parse_roster
 
 SCHOOL_TZ = ZoneInfo("Europe/Amsterdam")
-SCHOOL_ENV = "KLASWACHT_SCHOOL"
 
 
 def parse_local_time(text: str, now: datetime) -> datetime:
@@ -62,10 +68,11 @@ def _grant_target(text: str) -> str:
 
 def _run(args: argparse.Namespace, action: Callable[[Store], Awaitable[int]], school: str | None = None,
          **retention: int) -> int:
-    """Run `action` on the store of `--school` (else `school`, else $KLASWACHT_SCHOOL, else the default school)."""
+    """Run `action` on the store of `--school`, else $KLASWACHT_SCHOOL, else `school` (a policy's), else the
+    default school."""
 
     async def main() -> int:
-        chosen = args.school or school or os.environ.get(SCHOOL_ENV) or DEFAULT_SCHOOL
+        chosen = args.school or gateway_school(school or DEFAULT_SCHOOL)
         store = Store(Path(args.data_dir), database_url=args.database, school=chosen, **retention)
         await store.open(background=False)
         try:

@@ -44,7 +44,7 @@ from filters.safesearch import enforce_safesearch
 from filters.search import extract_search_query, find_engine
 from filters.timetable import local_time, period_at
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, fingerprint, load_lists, load_policy
-from klaswacht.store import Event, Store
+from klaswacht.store import Event, Store, gateway_school
 from klaswacht.store.model import SEEN_HOST, SEEN_SEARCH, Snapshot
 from proxy.blockpage import (
     REPORT_PATH,
@@ -339,7 +339,7 @@ class Klaswacht:
                                events_days=policy.events_days if policy else 28,
                                audit_days=policy.audit_days if policy else 365,
                                database_url=ctx.options.klaswacht_database or None,
-                               school=policy.school_id if policy else DEFAULT_SCHOOL)
+                               school=gateway_school(policy.school_id if policy else DEFAULT_SCHOOL))
             # strict=False: the proxy starts even while the database is unavailable.
             await self.store.open(strict=False)
 

@@ -70,11 +70,18 @@ _PAGE = 1000
 
 
 DATABASE_ENV = "KLASWACHT_DATABASE"
+SCHOOL_ENV = "KLASWACHT_SCHOOL"
 
 
 def default_database_url() -> str | None:
     """The database named by $KLASWACHT_DATABASE (a postgresql:// URL), or None: SQLite in the data dir."""
     return os.environ.get(DATABASE_ENV) or None
+
+
+def gateway_school(policy_school: str) -> str:
+    """The school a gateway's processes act for: $KLASWACHT_SCHOOL, set per gateway (`klaswacht run --school`;
+    a board that sends one policy to every gateway leaves the school out of it), else the policy's id."""
+    return os.environ.get(SCHOOL_ENV) or policy_school
 
 
 def default_data_dir() -> Path:

@@ -1,6 +1,7 @@
-"""A school board end to end (issue 7, point 5): two `klaswacht run` gateways of two schools (policies with
-their own `[school] id`) write into one PostgreSQL database; one dashboard shows each school's staff only
-their own school, and a grant of one school is not applied by the other school's gateway."""
+"""A school board end to end (issue 7, point 5): two `klaswacht run` gateways of two schools (one by its
+policy's `[school] id`, one by `--school` beside a policy that names no school, as a board's bundle does)
+write into one PostgreSQL database; one dashboard shows each school's staff only their own school, and a
+grant of one school is not applied by the other school's gateway."""
 
 from __future__ import annotations
 
@@ -79,9 +80,9 @@ def test_two_gateways_write_one_database_and_one_dashboard_keeps_schools_apart(
         shutil.copy(noord / "secret.key", zuid / "secret.key")
         gateways: dict[str, Running] = {}
         try:
-            for school, data in (("noord", noord), ("zuid", zuid)):
-                gateways[school] = start(data, "--period", "lesson", "--database", url, "--policy",
-                                         str(_policy(tmp_path, school)), "--upstream", parent.url)
+            common = ("--period", "lesson", "--database", url, "--upstream", parent.url)
+            gateways["noord"] = start(noord, *common, "--policy", str(_policy(tmp_path, "noord")))
+            gateways["zuid"] = start(zuid, *common, "--policy", str(DEFAULT_POLICY), "--school", "zuid")
             status, _ = fetch(gateways["noord"].proxy, "http://www.google.com/search?q=kankerjuf")
             assert status == 403
             status, _ = fetch(gateways["zuid"].proxy, "http://www.google.com/search?q=porno+kijken")
@@ -106,3 +107,18 @@ def test_two_gateways_write_one_database_and_one_dashboard_keeps_schools_apart(
             for running in gateways.values():
                 assert running.stop() == 0, running.stderr
         assert not (noord / "klaswacht.db").exists() and not (zuid / "klaswacht.db").exists()
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_a_bad_school_id_stops_klaswacht_run_before_it_starts(tmp_path: Path, how: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`klaswacht run --school` or $KLASWACHT_SCHOOL that is not a slug: exit 2 with the reason, nothing started."""
+    extra: list[str] = []
+    if how == "option":
+        extra = ["--school", "De Regenboog"]
+    else:
+        monkeypatch.setenv("KLASWACHT_SCHOOL", "De Regenboog")
+    result = subprocess.run([str(Path(sys.executable).parent / "klaswacht"), "run", "--data-dir", str(tmp_path),
+                             "--proxy-port", "0", "--dashboard-port", "0", "--metrics-port", "0", *extra],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and "not a school id" in result.stderr and result.stdout == ""
