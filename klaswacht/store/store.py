@@ -172,7 +172,8 @@ class Store(StaffViews):
 
     def scoped(self, school: str | None) -> Store:
         """This store seen as `school` (None: the board, reading every school): for the dashboard, whose
-        signed-in staff belong to different schools. The view shares the connections: never open or close it."""
+        signed-in staff belong to different schools. The view shares the connections and the event queue: never
+        open or close it, and record no events through it (the base store's writer stamps them with its school)."""
         if school == self.school:
             return self
         view = copy.copy(self)
