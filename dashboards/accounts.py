@@ -1,7 +1,9 @@
 """Staff accounts and the audit log, for the administrator: list, add, change role and groups, disable or
 enable, set a new password. Every change goes through the store, which writes its audit row in the same
 transaction. An administrator cannot disable their own account nor take away their own admin role, so
-there is always someone left who can manage accounts.
+there is always someone left who can manage accounts. A school's administrator sees and changes the
+accounts of their school only; the board's administrator those of every school, and makes accounts for a
+school or for the board (IT and admin without a school).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from dashboards.web import BadInput, action, flash, page, render, store_of
-from klaswacht.store.model import ROLES, Staff, from_iso
+from klaswacht.store.model import ROLES, Staff, StoreError, check_school, from_iso
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1000
@@ -65,7 +67,8 @@ async def _list_page(request: Request, staff: Staff, *, status_code: int = 200, 
     store = store_of(request)
     return render(request, "accounts.html", staff, status_code, users=await store.users(),
                   known_groups=await store.group_names(), roles=ROLES, min_password=MIN_PASSWORD,
-                  error=error, entered=entered or {"name": "", "role": "teacher", "groups": [], "groups_other": ""})
+                  error=error,
+                  entered=entered or {"name": "", "role": "teacher", "school": "", "groups": [], "groups_other": ""})
 
 
 async def _user_page(request: Request, staff: Staff, name: str, *, status_code: int = 200,
@@ -94,6 +97,7 @@ async def user_page(request: Request, staff: Staff) -> Response:
 @action("accounts")
 async def add(request: Request, staff: Staff, form: FormData) -> Response:
     entered = {"name": str(form.get("name", ""))[:MAX_NAME], "role": form.get("role"),
+               "school": str(form.get("school", ""))[:MAX_NAME],
                "groups": form.getlist("groups"), "groups_other": str(form.get("groups_other", ""))[:2000]}
     store = store_of(request)
     try:
@@ -101,19 +105,36 @@ async def add(request: Request, staff: Staff, form: FormData) -> Response:
         role = clean_role(form.get("role"))
         groups = clean_groups(form)
         password = clean_password(form.get("password"))
+        school = _clean_school(form) if staff.school is None else staff.school
         if await store.staff(name) is not None:
             raise BadInput("accounts.err.exists", name=name)
     except BadInput as e:
         return await _list_page(request, staff, status_code=400, error=e, entered=entered)
-    await store.add_user(staff.name, name, role, password, groups)
+    if school is None:
+        await store.add_user(staff.name, name, role, password, groups, board=True)
+    else:
+        await store.scoped(school).add_user(staff.name, name, role, password, groups)
     flash(request, "accounts.added", name=name)
     return RedirectResponse("/accounts", status_code=303)
 
 
+def _clean_school(form: FormData) -> str | None:
+    """The school the board's administrator makes an account for; None (left empty): the board."""
+    text = str(form.get("school", "")).strip()
+    if not text:
+        return None
+    try:
+        return check_school(text)
+    except StoreError:
+        raise BadInput("accounts.err.school") from None
+
+
 async def _target(request: Request, staff: Staff, form: FormData) -> str | Response:
-    """The account a change is for, or the 404 page when there is none."""
+    """The account a change is for, or the 404 page when there is none (in the administrator's school)."""
     name = str(form.get("name", ""))
-    if await store_of(request).staff(name) is None:
+    store = store_of(request)
+    found = await store.staff(name)
+    if found is None or not store.covers(found.school):
         return render(request, "error.html", staff, 404, message_key="accounts.err.unknown",
                       message_values={"name": name[:MAX_NAME]})
     return name
@@ -181,6 +202,7 @@ def audit_rows(rows: list[dict[str, Any]], zone: ZoneInfo) -> list[dict[str, Any
         detail = row["detail"] if isinstance(row["detail"], dict) else {}
         text = ", ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in sorted(detail.items()))
         out.append({"time": _local_time(row["time"], zone), "iso": row["time"], "actor": row["actor"],
+                    "school": row.get("school"),
                     "action": row["action"], "target": target, "masked": masked, "detail": text})
     return out
 

@@ -21,7 +21,7 @@ from dashboards.security import LoginThrottle, SecurityHeaders
 from dashboards.web import HERE, current_staff, error_page
 from filters.policy import PolicyError
 from klaswacht.loading import load_lists, load_policy
-from klaswacht.store import Store
+from klaswacht.store import Store, gateway_school
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def create_app(config: DashboardConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = Store(config.data_dir, events_days=policy.events_days, audit_days=policy.audit_days,
-                      database_url=config.database_url)
+                      database_url=config.database_url, school=gateway_school(policy.school_id))
         # No background tasks: the dashboard records no events; the proxy owns writing and purging.
         # Not strict: a database locked or gone at start gives pages that say so (503), not a dead dashboard.
         await store.open(background=False, strict=False)

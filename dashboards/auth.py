@@ -20,7 +20,7 @@ async def login_page(request: Request) -> Response:
     if staff is not None:
         return RedirectResponse(HOME[staff.role], status_code=303)
     try:
-        first_start = not await store_of(request).users()
+        first_start = not await store_of(request).scoped(None).users()
     except StoreUnavailable:
         return error_page(request, None, 503, "error.store")
     return render(request, "login.html", None, next=local_path(request.query_params.get("next"), ""),
@@ -58,7 +58,7 @@ async def login(request: Request) -> Response:
     # A new session on sign-in: a session id planted before it (fixation) is worth nothing after.
     request.session.clear()
     request.session.update({"user": staff.name, "csrf": new_csrf_token(), "sessions": staff.sessions})
-    await store_of(request).note_action(staff.name, "login")
+    await store_of(request).scoped(staff.school).note_action(staff.name, "login")
     return RedirectResponse(target or HOME[staff.role], status_code=303)
 
 

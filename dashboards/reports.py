@@ -48,8 +48,9 @@ def _groups(staff: Staff) -> frozenset[str] | None:
 
 def _by_group_shown(staff: Staff) -> bool:
     """Only staff who work with pupils see counts per group: for a small group, one alert on one day can
-    point to a child. IT and the administrator get the school's counts without groups."""
-    return can(staff.role, "feed")
+    point to a child. IT and the administrator get the school's counts without groups; those of the board
+    get counts per school (the store's board view puts the school where the group is)."""
+    return can(staff.role, "feed") or staff.school is None
 
 
 async def _counts(request: Request, staff: Staff, days: int, now: datetime) -> list[dict[str, Any]]:
@@ -148,7 +149,8 @@ async def reports_page(request: Request, staff: Staff) -> Response:
     return render(request, "reports.html", staff, days=days, periods=PERIODS, report=report,
                   actions=FEED_ACTIONS, data=chart_data(report, lang), whole_school=groups is None,
                   groups=sorted(groups or ()), label=lambda kind, value: label(kind, value, lang),
-                  empty=not any(report.totals.values()), by_group_shown=_by_group_shown(staff))
+                  empty=not any(report.totals.values()), by_group_shown=_by_group_shown(staff),
+                  by_school=staff.school is None)
 
 
 def _cell(value: object) -> str:
@@ -157,12 +159,13 @@ def _cell(value: object) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def to_csv(rows: Iterable[dict[str, Any]]) -> str:
-    """The rows of `daily_counts` as CSV with a header row, UTF-8 BOM first so that Excel reads it right."""
+def to_csv(rows: Iterable[dict[str, Any]], by_school: bool = False) -> str:
+    """The rows of `daily_counts` as CSV with a header row, UTF-8 BOM first so that Excel reads it right;
+    `by_school`: the board's counts, a school in the fourth column."""
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
+    writer.writerow((*CSV_HEADER[:3], "school", *CSV_HEADER[4:]) if by_school else CSV_HEADER)
     for row in rows:
         writer.writerow([_cell(row["day"]), _cell(row["action"]), _cell(row["category"]),
                          _cell(row["group_name"]), int(row["count"])])
@@ -176,7 +179,7 @@ async def reports_csv(request: Request, staff: Staff) -> Response:
     rows = await _counts(request, staff, days, now)
     await store_of(request).note_action(staff.name, "export-report", detail={"days": days})
     name = f"klaswacht-{days}-dagen-{now.date().isoformat()}.csv"
-    return Response(to_csv(rows), media_type="text/csv; charset=utf-8",
+    return Response(to_csv(rows, by_school=staff.school is None), media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": f'attachment; filename="{name}"'})
 
 

@@ -43,7 +43,11 @@ class BadInput(ValueError):
 
 
 def store_of(request: Request) -> Store:
-    store: Store = request.app.state.store
+    """The store as the signed-in account sees it: kept to their school (a board account: every school).
+
+    Before anyone is known (the sign-in page) it is the dashboard's own store, used only for what has no
+    school: finding an account by its name, checking its password."""
+    store: Store = getattr(request.state, "store", None) or request.app.state.store
     return store
 
 
@@ -110,6 +114,8 @@ async def current_staff(request: Request) -> Staff | None:
     if staff is None or staff.disabled or request.session.get("sessions") != staff.sessions:
         request.session.clear()
         return None
+    # Every query of this request is kept to the account's school, changes by id included.
+    request.state.store = store_of(request).scoped(staff.school)
     return staff
 
 

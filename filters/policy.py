@@ -27,6 +27,9 @@ PERSONAL_INFO = ("block", "alert", "allow")
 THREATS = ("alert", "off")
 # Categories of the term lists that raise an alert in outgoing text, by default.
 TEXT_CATEGORIES = ("threat", "sexting", "self-harm", "discrimination", "coarse")
+# [school] id: which school of a board a gateway is; what it writes to a shared store is stamped with it.
+DEFAULT_SCHOOL = "default"
+SCHOOL_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 
 
 class PolicyError(SourceError):
@@ -94,6 +97,7 @@ class Policy:
     accounts: str = ""  # proxyauth: the htpasswd file of pupil logins, as written (relative to the policy file)
     passthrough: bool = False  # hosts that no rule needs to look into are not decrypted
     outgoing: OutgoingRule = field(default_factory=OutgoingRule)
+    school_id: str = DEFAULT_SCHOOL  # [school] id: the slug a board's shared store keeps this school's data under
 
 
 def _line_of(text: str, path: tuple[str | int, ...]) -> int:
@@ -195,10 +199,16 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
         if key not in _TOP:
             raise r.fail((key,), f"unknown table [{key}] (known: {', '.join(_TOP)})")
 
-    school = r.table(data, "school", (), ("name", "type", "timezone", "default_group", "identity", "accounts"))
+    school = r.table(data, "school", (), ("id", "name", "type", "timezone", "default_group", "identity",
+                                            "accounts"))
     school_type = r.get(school, "type", str, "primary", ("school",))
     if school_type not in SCHOOL_TYPES:
         raise r.fail(("school", "type"), f"type must be one of {', '.join(SCHOOL_TYPES)}, not {school_type!r}")
+
+    school_id = r.get(school, "id", str, DEFAULT_SCHOOL, ("school",))
+    if not SCHOOL_ID.fullmatch(school_id):
+        raise r.fail(("school", "id"), f"id {school_id!r} is not a school id: 1 to 32 lowercase letters, digits "
+                                       "and '-', not at either end (like \"regenboog\" or \"rgo-noord\")")
 
     filt = r.table(data, "filter", (), ("threshold", "search_categories", "alert_categories",
                                         "never_open", "safesearch", "passthrough"))
@@ -309,5 +319,6 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
         periods=periods, timetables=timetables, holidays=tuple(holidays), groups=tuple(groups),
         default_group=default_group, allow_hosts=tuple(allow_hosts), source=source, **retention,
         identity=identity, accounts=accounts, passthrough=r.get(filt, "passthrough", bool, False, ("filter",)),
+        school_id=school_id,
     )
 

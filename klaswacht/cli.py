@@ -13,7 +13,7 @@ from filters.decide import Context, Facts, decide
 from filters.policy import PERIODS, PolicyError
 from klaswacht import backup, bundle, checks, doctor, evaluate, explaining, listsupdate, store_cli, sync
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, load_lists, load_policy
-from klaswacht.store import DATABASE_ENV, default_data_dir, default_database_url
+from klaswacht.store import DATABASE_ENV, SCHOOL_ENV, default_data_dir, default_database_url
 
 # Searches on the command line are judged as if typed into this engine.
 SEARCH_HOST = "www.google.com"
@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="database, CA and spill files (default: %(default)s)")
     p.add_argument("--database", default=default_database_url(), metavar="URL",
                    help=f"a postgresql:// URL: keep the data on that server (default: ${DATABASE_ENV}, else SQLite)")
+    p.add_argument("--school", metavar="ID",
+                   help=f"which school of a board this gateway is (default: ${SCHOOL_ENV}, else the policy's "
+                        "[school] id)")
     p.add_argument("--proxy-port", type=int, default=8080, help="0 picks a free port (default: %(default)s)")
     p.add_argument("--dashboard-port", type=int, default=8081, help="0 picks a free port (default: %(default)s)")
     p.add_argument("--metrics-port", type=int, default=9464, help="0 picks a free port (default: %(default)s)")

@@ -17,9 +17,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from filters.policy import PolicyError
+from filters.policy import SCHOOL_ID, PolicyError
 from klaswacht.loading import SHIPPED_LISTS, load_policy
-from klaswacht.store import DATABASE_ENV
+from klaswacht.store import DATABASE_ENV, SCHOOL_ENV
 
 # How long the proxy may take to start (first start generates the CA) and to stop (flushing events).
 START_TIMEOUT = 60.0
@@ -104,6 +104,13 @@ def run(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if args.database:  # to the children through their environment: a password in argv is visible in ps
         os.environ[DATABASE_ENV] = args.database
+    if args.school:  # to the children as well: the proxy and the dashboard read it beside the policy's id
+        os.environ[SCHOOL_ENV] = args.school
+    school = os.environ.get(SCHOOL_ENV)
+    if school and not SCHOOL_ID.fullmatch(school):
+        print(f"klaswacht: {school!r} is not a school id (--school or ${SCHOOL_ENV}): 1 to 32 lowercase letters, "
+              "digits and '-'", file=sys.stderr)
+        return 2
 
     worker = subprocess.Popen(_worker_command(args, data_dir), stdout=subprocess.PIPE, text=True,
                               start_new_session=True)

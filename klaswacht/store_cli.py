@@ -19,10 +19,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from filters.hosts import HOST_CATEGORIES, parse_domain
+from filters.policy import DEFAULT_SCHOOL
 from filters.terms import ListError
 from klaswacht.loading import DEFAULT_POLICY, load_policy
-from klaswacht.store import DATABASE_ENV, Store, StoreError, default_data_dir, default_database_url
-from klaswacht.store.model import ROLES
+from klaswacht.store import (
+    DATABASE_ENV,
+    SCHOOL_ENV,
+    Store,
+    StoreError,
+    default_data_dir,
+    default_database_url,
+    gateway_school,
+)
+from klaswacht.store.model import BOARD_ROLES, ROLES
 from klaswacht.store.roster import parse_roster
 
 SCHOOL_TZ = ZoneInfo("Europe/Amsterdam")
@@ -57,9 +66,14 @@ def _grant_target(text: str) -> str:
     return domain
 
 
-def _run(args: argparse.Namespace, action: Callable[[Store], Awaitable[int]], **retention: int) -> int:
+def _run(args: argparse.Namespace, action: Callable[[Store], Awaitable[int]], school: str | None = None,
+         **retention: int) -> int:
+    """Run `action` on the store of `--school`, else $KLASWACHT_SCHOOL, else `school` (a policy's), else the
+    default school."""
+
     async def main() -> int:
-        store = Store(Path(args.data_dir), database_url=args.database, **retention)
+        chosen = args.school or gateway_school(school or DEFAULT_SCHOOL)
+        store = Store(Path(args.data_dir), database_url=args.database, school=chosen, **retention)
         await store.open(background=False)
         try:
             return await action(store)
@@ -86,7 +100,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
     async def action(store: Store) -> int:
         async for event in store.events(since=since, category=args.category, group=args.group,
-                                        client=store.pseudonyms.resolve(args.pupil) if args.pupil else None):
+                                        client=store.resolve_pupil(args.pupil) if args.pupil else None):
             sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
         return 0
 
@@ -121,7 +135,7 @@ def cmd_ban(args: argparse.Namespace) -> int:
 
     async def action(store: Store) -> int:
         ban_id = await store.ban(args.actor, args.pupil, until, args.reason)
-        print(f"banned: {store.pseudonyms.resolve(args.pupil)} until {until.astimezone(SCHOOL_TZ):%Y-%m-%d %H:%M} "
+        print(f"banned: {store.resolve_pupil(args.pupil)} until {until.astimezone(SCHOOL_TZ):%Y-%m-%d %H:%M} "
               f"(ban {ban_id})")
         return 0
 
@@ -138,6 +152,9 @@ def _read_password() -> str:
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:
+    if args.board and args.school:
+        print("klaswacht: --board and --school exclude each other: a board account has no school", file=sys.stderr)
+        return 2
     try:
         password = _read_password()
     except ValueError as e:
@@ -148,8 +165,13 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         return 1
 
     async def action(store: Store) -> int:
-        await store.add_user(args.actor, args.name, args.role, password, args.groups)
-        print(f"user added: {args.name} ({args.role}{', ' + ', '.join(args.groups) if args.groups else ''})")
+        if args.board:
+            await store.scoped(None).add_user(args.actor, args.name, args.role, password, args.groups, board=True)
+        else:
+            await store.add_user(args.actor, args.name, args.role, password, args.groups)
+        where = "the board" if args.board else f"school {store.school}"
+        print(f"user added: {args.name} ({args.role}{', ' + ', '.join(args.groups) if args.groups else ''}; "
+              f"{where})")
         return 0
 
     return _run(args, action)
@@ -198,7 +220,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
               + ", ".join(f"{n} {table}" for table, n in removed.items()))
         return 0
 
-    return _run(args, action, events_days=policy.events_days, audit_days=policy.audit_days)
+    return _run(args, action, school=policy.school_id, events_days=policy.events_days, audit_days=policy.audit_days)
 
 
 def _login() -> str:
@@ -214,6 +236,9 @@ def _store_options(parser: argparse.ArgumentParser, audited: bool = True) -> Non
     parser.add_argument("--database", default=default_database_url(), metavar="URL",
                         help=f"a postgresql:// URL to keep the data on that server instead of in the data dir "
                              f"(default: ${DATABASE_ENV}, else SQLite in the data dir)")
+    parser.add_argument("--school", metavar="ID",
+                        help=f"the school of a board this is for, its policy's [school] id (default: ${SCHOOL_ENV}, "
+                             f"else {DEFAULT_SCHOOL!r})")
     if audited:
         parser.add_argument("--actor", default=f"cli:{_login()}",
                             help="who does this, for the audit log (default: %(default)s)")
@@ -248,6 +273,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("name")
     p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument("--groups", nargs="*", default=[], metavar="GROUP", help="the groups a teacher sees")
+    p.add_argument("--board", action="store_true",
+                   help=f"an account of the board, over every school (role {' or '.join(BOARD_ROLES)}; not with "
+                        "--school)")
     _store_options(p)
     p.set_defaults(func=cmd_users_add)
 

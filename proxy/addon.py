@@ -39,13 +39,13 @@ from mitmproxy.utils.htpasswd import HtpasswdFile
 from filters.decide import Context, Facts, Verdict, decide
 from filters.hosts import clean_host
 from filters.interception import Interception, interception
-from filters.policy import PERIODS, Policy, PolicyError
+from filters.policy import DEFAULT_SCHOOL, PERIODS, Policy, PolicyError
 from filters.safesearch import enforce_safesearch
 from filters.search import extract_search_query, find_engine
 from filters.timetable import local_time, period_at
 from klaswacht.configversion import config_version
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, fingerprint, load_lists, load_policy
-from klaswacht.store import Event, Store
+from klaswacht.store import Event, Store, gateway_school
 from klaswacht.store.model import SEEN_HOST, SEEN_SEARCH, Snapshot
 from proxy.blockpage import (
     REPORT_PATH,
@@ -345,7 +345,8 @@ class Klaswacht:
             self.store = Store(Path(ctx.options.klaswacht_data_dir),
                                events_days=policy.events_days if policy else 28,
                                audit_days=policy.audit_days if policy else 365,
-                               database_url=ctx.options.klaswacht_database or None)
+                               database_url=ctx.options.klaswacht_database or None,
+                               school=gateway_school(policy.school_id if policy else DEFAULT_SCHOOL))
             # strict=False: the proxy starts even while the database is unavailable.
             await self.store.open(strict=False)
 
@@ -460,7 +461,7 @@ class Klaswacht:
         assert self.policy is not None
         if self.policy.identity == "proxyauth":
             # The login is the pupil number (leerlingnummer): only its pseudonymous id leaves the store.
-            pupil = self.store.pseudonyms.pupil(login) if login and self.store is not None else None
+            pupil = self.store.pupil_id(login) if login and self.store is not None else None
         else:
             pupil = snapshot.pupil_at(address)
         group = snapshot.group_of(pupil)

@@ -14,6 +14,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "accounts.name": ("Gebruikersnaam", "User name"),
     "accounts.role": ("Rol", "Role"),
     "accounts.groups": ("Groepen", "Groups"),
+    "accounts.school": ("School", "School"),
+    "accounts.board": ("bestuur", "board"),
+    "accounts.school_hint": ("De school-id van de school van dit account. Leeg: een account van het bestuur "
+                             "(alleen ICT of beheer), over alle scholen.",
+                             "The school id of this account's school. Empty: an account of the board "
+                             "(IT or admin only), over every school."),
     "accounts.status": ("Status", "Status"),
     "accounts.active": ("actief", "active"),
     "accounts.disabled": ("uitgeschakeld", "disabled"),
@@ -50,6 +56,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                           "Give a user name of 1 to 100 characters, without line breaks."),
     "accounts.err.exists": ("Er is al een account {name}.", "There is an account {name} already."),
     "accounts.err.role": ("Kies een van de rollen.", "Choose one of the roles."),
+    "accounts.err.school": ("Een school-id is 1 tot 32 kleine letters, cijfers en '-', zoals \"regenboog\" "
+                            "(de [school] id in de policy van die school).",
+                            "A school id is 1 to 32 lowercase letters, digits and '-', like \"regenboog\" "
+                            "(the [school] id in that school's policy)."),
     "accounts.err.password": ("Het wachtwoord moet minstens {min} en hoogstens {max} tekens hebben.",
                               "The password must have at least {min} and at most {max} characters."),
     "accounts.err.groups": ("Een groepsnaam heeft hoogstens 100 tekens, en er zijn hoogstens 100 groepen.",

@@ -7,6 +7,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
                       "How often the filter blocked and alerted, per day, per category and per group. "
                       "Counts only: no pupils are named."),
     "reports.scope_school": ("Hele school", "Whole school"),
+    "reports.scope_board": ("Alle scholen van het bestuur, per school", "Every school of the board, per school"),
+    "reports.school": ("School", "School"),
+    "reports.by_school": ("Per school", "Per school"),
+    "reports.by_school_caption": ("Aantallen per school en soort", "Counts per school and kind"),
+    "reports.by_school_chart": ("Staafdiagram per school; dezelfde aantallen staan in de tabel.",
+                                "Bar chart per school; the same counts are in the table."),
     "reports.scope_groups": ("Jouw groepen: {groups}", "Your groups: {groups}"),
     "reports.no_groups": ("Er zijn nog geen groepen aan je account gekoppeld. Vraag de beheerder om ze toe te voegen.",
                           "No groups are linked to your account yet. Ask the administrator to add them."),

@@ -2,7 +2,15 @@
 the database. See README.md in this folder."""
 
 from klaswacht.store.model import Event, Snapshot, Staff, StoreError, StoreUnavailable
-from klaswacht.store.store import DATABASE_ENV, DB_NAME, Store, default_data_dir, default_database_url
+from klaswacht.store.store import (
+    DATABASE_ENV,
+    DB_NAME,
+    SCHOOL_ENV,
+    Store,
+    default_data_dir,
+    default_database_url,
+    gateway_school,
+)
 
-__all__ = ["DATABASE_ENV", "DB_NAME", "Event", "Snapshot", "Staff", "Store", "StoreError", "StoreUnavailable",
-           "default_data_dir", "default_database_url"]
+__all__ = ["DATABASE_ENV", "DB_NAME", "SCHOOL_ENV", "Event", "Snapshot", "Staff", "Store", "StoreError",
+           "StoreUnavailable", "default_data_dir", "default_database_url", "gateway_school"]

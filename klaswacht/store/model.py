@@ -12,7 +12,11 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from filters.policy import DEFAULT_SCHOOL, SCHOOL_ID
+
 ROLES = ("teacher", "care", "it", "admin")
+# An account of the board (no school: every school) has one of these roles; they never see pupils' names.
+BOARD_ROLES = ("it", "admin")
 ALERT_STATES = ("new", "seen", "closed")
 # An allowed search is only counted (per day, group and engine), never kept as a row.
 SEARCH = "search"
@@ -28,6 +32,8 @@ SEVERITIES = ("info", "normal", "severe")
 ANSWERS = ("granted", "refused")
 
 
+
+
 class StoreError(Exception):
     """The store cannot do what was asked (a bad argument, or a database it cannot use)."""
 
@@ -38,6 +44,13 @@ class StoreUnavailable(StoreError):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"database {reason}: {detail}" if detail else f"database {reason}")
         self.reason = reason
+
+
+def check_school(school: str) -> str:
+    """`school` if it is a school id (the policy's `[school] id`), else StoreError."""
+    if not isinstance(school, str) or not SCHOOL_ID.fullmatch(school):
+        raise StoreError(f"{school!r} is not a school id (lowercase letters, digits and '-', like \"regenboog\")")
+    return school
 
 
 def now_utc() -> datetime:
@@ -95,6 +108,7 @@ class Staff:
     groups: frozenset[str]
     disabled: bool = False
     sessions: int = 0  # the generation of sign-ins: a session signed in under another one is over
+    school: str | None = DEFAULT_SCHOOL  # None: an account of the board (IT or admin), over every school
 
 
 def _frozen(mapping: dict[str, Any]) -> Mapping[str, Any]:

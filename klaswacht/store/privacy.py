@@ -2,7 +2,9 @@
 
 An id is HMAC-SHA256 of the pupil number (or device address) under a secret of this install, so the
 same pupil gets the same id on every gateway that shares the secret, and nobody without the secret
-can go back from an id to a number by trying all numbers.
+can go back from an id to a number by trying all numbers. Pupil numbers and addresses are a school's own
+(two schools of a board can both have pupil 1001 and device 10.20.7.11): outside the default school the
+school id goes into the HMAC, so their ids differ; the default school's ids are those of before schools.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import os
 import re
 import secrets
 from pathlib import Path
+
+from filters.policy import DEFAULT_SCHOOL
 
 PUPIL_PREFIX = "p-"
 DEVICE_PREFIX = "d-"
@@ -50,21 +54,23 @@ class Pseudonyms:
     def __repr__(self) -> str:
         return "Pseudonyms(<secret>)"
 
-    def _digest(self, kind: str, value: str) -> str:
-        return hmac.new(self._secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:16]
+    def _digest(self, kind: str, value: str, school: str) -> str:
+        # "pupil@regenboog:1001" can never equal the default school's "pupil:…": a school id has no ':'.
+        prefix = kind if school == DEFAULT_SCHOOL else f"{kind}@{school}"
+        return hmac.new(self._secret, f"{prefix}:{value}".encode(), hashlib.sha256).hexdigest()[:16]
 
-    def pupil(self, number: str) -> str:
-        """The id of the pupil with this pupil number (leerlingnummer)."""
-        return PUPIL_PREFIX + self._digest("pupil", number.strip())
+    def pupil(self, number: str, school: str = DEFAULT_SCHOOL) -> str:
+        """The id of the pupil with this pupil number (leerlingnummer) at this school."""
+        return PUPIL_PREFIX + self._digest("pupil", number.strip(), school)
 
-    def device(self, address: str) -> str:
-        """The id of a device that no roster names (by address or device id)."""
-        return DEVICE_PREFIX + self._digest("device", address.strip().lower())
+    def device(self, address: str, school: str = DEFAULT_SCHOOL) -> str:
+        """The id of a device that no roster names (by address or device id) at this school."""
+        return DEVICE_PREFIX + self._digest("device", address.strip().lower(), school)
 
-    def resolve(self, pupil: str) -> str:
-        """A pseudonymous id as given, or the id of a pupil number."""
+    def resolve(self, pupil: str, school: str = DEFAULT_SCHOOL) -> str:
+        """A pseudonymous id as given, or the id of a pupil number at this school."""
         pupil = pupil.strip()
-        return pupil if is_id(pupil) else self.pupil(pupil)
+        return pupil if is_id(pupil) else self.pupil(pupil, school)
 
 
 def is_id(text: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from filters.policy import DEFAULT_SCHOOL
 from klaswacht.store.model import StoreError, iso, now_utc
 
 if TYPE_CHECKING:
@@ -21,6 +22,17 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+
+
+def _rebuild(table: str, create: str, columns: str) -> tuple[str, ...]:
+    """Give `table` a new key: the old one renamed, the new one made, the rows copied into the default school.
+
+    Portable: SQLite cannot change a primary key or a UNIQUE constraint in place. Indexes go with the old table
+    and are made anew after it.
+    """
+    return (f"ALTER TABLE {table} RENAME TO {table}_v4", create,
+            f"INSERT INTO {table} (school, {columns}) SELECT '{DEFAULT_SCHOOL}', {columns} FROM {table}_v4",
+            f"DROP TABLE {table}_v4")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -118,6 +130,58 @@ MIGRATIONS: tuple[Migration, ...] = (
     )),
     Migration(4, "a generation of each account's sign-ins: raised to end every session of the account", (
         "ALTER TABLE staff ADD COLUMN sessions INTEGER NOT NULL DEFAULT 0",
+    )),
+    Migration(5, "schools: what a gateway writes and staff read is kept per school of a board", (
+        *(f"ALTER TABLE {table} ADD COLUMN school TEXT NOT NULL DEFAULT '{DEFAULT_SCHOOL}'"
+          for table in ("events", "alerts", "grants", "bans")),
+        # NULL: an account of the board (IT or admin of every school) and what it did.
+        f"ALTER TABLE staff ADD COLUMN school TEXT DEFAULT '{DEFAULT_SCHOOL}'",
+        f"ALTER TABLE audit ADD COLUMN school TEXT DEFAULT '{DEFAULT_SCHOOL}'",
+        # Group names, pupil numbers and device addresses are a school's own: "groep 7" is in every school.
+        *_rebuild("groups", """CREATE TABLE groups (
+            school TEXT NOT NULL,
+            name TEXT NOT NULL,
+            PRIMARY KEY (school, name))""", "name"),
+        *_rebuild("pupils", """CREATE TABLE pupils (
+            id TEXT NOT NULL PRIMARY KEY,
+            school TEXT NOT NULL,
+            number TEXT NOT NULL,
+            name TEXT NOT NULL,
+            group_name TEXT,
+            UNIQUE (school, number))""", "id, number, name, group_name"),
+        *_rebuild("devices", """CREATE TABLE devices (
+            school TEXT NOT NULL,
+            address TEXT NOT NULL,
+            pupil TEXT NOT NULL,
+            PRIMARY KEY (school, address))""", "address, pupil"),
+        *_rebuild("search_counts", """CREATE TABLE search_counts (
+            school TEXT NOT NULL,
+            day TEXT NOT NULL,
+            group_name TEXT NOT NULL,
+            engine TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (school, day, group_name, engine))""", "day, group_name, engine, count"),
+        *_rebuild("seen_searches", """CREATE TABLE seen_searches (
+            school TEXT NOT NULL,
+            day TEXT NOT NULL,
+            query TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (school, day, query))""", "day, query, count"),
+        *_rebuild("seen_hosts", """CREATE TABLE seen_hosts (
+            school TEXT NOT NULL,
+            day TEXT NOT NULL,
+            host TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (school, day, host))""", "day, host, count"),
+        "CREATE INDEX devices_pupil ON devices (pupil)",
+        "CREATE INDEX pupils_group ON pupils (school, group_name)",
+        "CREATE INDEX events_school_time ON events (school, time)",
+        "CREATE INDEX events_school_group_time ON events (school, group_name, time)",
+        "CREATE INDEX alerts_school_state ON alerts (school, state, time)",
+        "CREATE INDEX grants_school_until ON grants (school, until)",
+        "CREATE INDEX bans_school_until ON bans (school, until)",
+        "CREATE INDEX staff_school ON staff (school)",
+        "CREATE INDEX audit_school_time ON audit (school, time)",
     )),
 )
 

@@ -2,7 +2,8 @@
 reports, the answers to pupils' requests and the material of IT's dry run.
 
 A mixin of `Store` (store.py): it uses the store's `_read` and `_staff_write`, so every change made
-here writes its audit row in the same transaction, like every other staff action.
+here writes its audit row in the same transaction, like every other staff action. Every query is kept to
+the store's school (`_scope`), changes by id included: an id of another school is "no such item".
 """
 
 from __future__ import annotations
@@ -13,7 +14,17 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from klaswacht.store.model import ALERT_STATES, ANSWERS, FEED_ACTIONS, QUIET_RULES, ROLES, StoreError, iso, now_utc
+from klaswacht.store.model import (
+    ALERT_STATES,
+    ANSWERS,
+    BOARD_ROLES,
+    FEED_ACTIONS,
+    QUIET_RULES,
+    ROLES,
+    StoreError,
+    iso,
+    now_utc,
+)
 
 if TYPE_CHECKING:
     import argon2
@@ -31,7 +42,7 @@ def _item(row: Row) -> dict[str, Any]:
     return {**row, "terms": json.loads(row["terms"]) if row.get("terms") else []}
 
 
-_FEED = ("SELECT e.id, e.time, e.action, e.rule, e.category, e.host, e.terms, e.client, e.group_name, "
+_FEED = ("SELECT e.id, e.time, e.action, e.rule, e.category, e.host, e.terms, e.client, e.group_name, e.school, "
          "COALESCE(a.severity, 'info') AS severity, COALESCE(a.state, 'new') AS state, a.note, a.answer, "
          "a.changed_by, a.changed_at{names} FROM events e LEFT JOIN alerts a ON a.id = e.id{join}")
 
@@ -40,8 +51,15 @@ class StaffViews:
     """The dashboard's queries and changes (mixed into Store)."""
 
     _hasher: argon2.PasswordHasher
+    school: str | None
 
     async def _read(self, sql: str, params: Params = ()) -> list[Row]:
+        raise NotImplementedError
+
+    def _scope(self, column: str = "school") -> tuple[str, list[Any]]:
+        raise NotImplementedError
+
+    def _own_school(self) -> str:
         raise NotImplementedError
 
     async def _staff_write(self, actor: str, action: str, target: str | None, detail: dict[str, Any],
@@ -59,10 +77,11 @@ class StaffViews:
         `groups` None means every group; `names` adds the pupil's name from the roster (`pupil_name`).
         """
         sql = _FEED.format(names=", p.name AS pupil_name" if names else "",
-                           join=" LEFT JOIN pupils p ON p.id = e.client" if names else "")
+                           join=" LEFT JOIN pupils p ON p.id = e.client AND p.school = e.school" if names else "")
+        scope, in_school = self._scope("e.school")
         where = [f"e.action IN ({_marks(list(FEED_ACTIONS))})", f"e.rule NOT IN ({_marks(list(QUIET_RULES))})",
-                 "e.time >= ?"]
-        params: list[Any] = [*FEED_ACTIONS, *QUIET_RULES, iso(since)]
+                 "e.time >= ?" + scope]
+        params: list[Any] = [*FEED_ACTIONS, *QUIET_RULES, iso(since), *in_school]
         for expression, values in (("e.group_name", groups), ("COALESCE(a.severity, 'info')", severities),
                                    ("COALESCE(a.state, 'new')", states)):
             if values is None:
@@ -78,7 +97,8 @@ class StaffViews:
 
     async def feed_item(self, item_id: str) -> dict[str, Any] | None:
         """One event of the live list with its alert state (for access checks before a change)."""
-        rows = await self._read(_FEED.format(names="", join="") + " WHERE e.id = ?", (item_id,))
+        scope, in_school = self._scope("e.school")
+        rows = await self._read(_FEED.format(names="", join="") + " WHERE e.id = ?" + scope, (item_id, *in_school))
         return _item(rows[0]) if rows else None
 
     async def set_alert(self, actor: str, alert_id: str, state: str, note: str | None = None,
@@ -94,16 +114,19 @@ class StaffViews:
         if note is not None:
             note = note.strip()[:500] or None
         changed = iso(now_utc())
+        school = self._own_school()
 
         async def work(tx: Transaction) -> bool:
             if await tx.execute("UPDATE alerts SET state = ?, note = COALESCE(?, note), "
-                                "answer = COALESCE(?, answer), changed_by = ?, changed_at = ? WHERE id = ?",
-                                (state, note, answer, actor, changed, alert_id)) > 0:
+                                "answer = COALESCE(?, answer), changed_by = ?, changed_at = ? "
+                                "WHERE id = ? AND school = ?",
+                                (state, note, answer, actor, changed, alert_id, school)) > 0:
                 return True
             return await tx.execute(
                 "INSERT INTO alerts (id, time, client, group_name, severity, state, note, answer, changed_by, "
-                "changed_at) SELECT id, time, client, group_name, 'info', ?, ?, ?, ?, ? FROM events WHERE id = ?",
-                (state, note, answer, actor, changed, alert_id)) > 0
+                "changed_at, school) SELECT id, time, client, group_name, 'info', ?, ?, ?, ?, ?, school FROM events "
+                "WHERE id = ? AND school = ? ON CONFLICT (id) DO NOTHING",
+                (state, note, answer, actor, changed, alert_id, school)) > 0
 
         # The note stays with the alert: free text may name pupils, the audit log must not.
         detail: dict[str, Any] = {"state": state} | ({"answer": answer} if answer else {})
@@ -113,33 +136,43 @@ class StaffViews:
 
     async def pupils(self, groups: Iterable[str] | None = None) -> list[Row]:
         """Pupils (id, number, name, group_name), by group and name; `groups` None means all."""
-        sql, params = "SELECT id, number, name, group_name FROM pupils", []
+        scope, params = self._scope()
+        sql = "SELECT id, number, name, group_name FROM pupils WHERE 1 = 1" + scope
         if groups is not None:
-            params = list(groups)
-            if not params:
+            wanted = list(groups)
+            if not wanted:
                 return []
-            sql += f" WHERE group_name IN ({_marks(params)})"
+            sql += f" AND group_name IN ({_marks(wanted)})"
+            params += wanted
         return await self._read(sql + " ORDER BY group_name, name, id", params)
 
     async def group_names(self) -> list[str]:
-        rows = await self._read("SELECT name FROM groups UNION SELECT group_name AS name FROM staff_groups "
-                                "ORDER BY name")
+        """The groups of the roster and of staff accounts (of this school)."""
+        scope, params = self._scope()
+        staff_scope, staff_params = self._scope("s.school")
+        rows = await self._read(f"SELECT name FROM groups WHERE 1 = 1{scope} UNION SELECT g.group_name AS name "
+                                f"FROM staff_groups g JOIN staff s ON s.name = g.staff WHERE 1 = 1{staff_scope} "
+                                "ORDER BY name", [*params, *staff_params])
         return [row["name"] for row in rows]
 
     # --- staff accounts and the audit log
 
     async def users(self) -> list[dict[str, Any]]:
-        rows = await self._read("SELECT name, role, disabled FROM staff ORDER BY name")
+        """The accounts of this school (the board's view: every account, with its school; None: the board)."""
+        scope, params = self._scope()
+        rows = await self._read(f"SELECT name, role, disabled, school FROM staff WHERE 1 = 1{scope} ORDER BY name",
+                                params)
         groups: dict[str, list[str]] = {}
         for row in await self._read("SELECT staff, group_name FROM staff_groups ORDER BY group_name"):
             groups.setdefault(row["staff"], []).append(row["group_name"])
-        return [{"name": r["name"], "role": r["role"], "disabled": bool(r["disabled"]),
+        return [{"name": r["name"], "role": r["role"], "disabled": bool(r["disabled"]), "school": r["school"],
                  "groups": groups.get(r["name"], [])} for r in rows]
 
     async def update_user(self, actor: str, name: str, *, role: str | None = None,
                           groups: Iterable[str] | None = None, disabled: bool | None = None,
                           password: str | None = None) -> bool:
-        """Change an account; False if there is no such account. The password is kept only as a hash."""
+        """Change an account; False if there is no such account (in this school: another school's account
+        is changed only by the board). The password is kept only as a hash."""
         if role is not None and role not in ROLES:
             raise StoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         if password is not None and not password:
@@ -147,9 +180,15 @@ class StaffViews:
         hashed = await asyncio.to_thread(self._hasher.hash, password) if password else None
         wanted = sorted(set(groups)) if groups is not None else None
 
+        scope, in_school = self._scope()
+
         async def work(tx: Transaction) -> bool:
-            if not await tx.fetchall("SELECT name FROM staff WHERE name = ?", (name,)):
+            found = await tx.fetchall(f"SELECT school FROM staff WHERE name = ?{scope}", (name, *in_school))
+            if not found:
                 return False
+            if found[0]["school"] is None and role is not None and role not in BOARD_ROLES:
+                raise StoreError(f"a board account has role {' or '.join(BOARD_ROLES)}: teachers and care staff "
+                                 "belong to a school")
             for column, value in (("role", role), ("password", hashed),
                                   ("disabled", None if disabled is None else int(disabled))):
                 if value is not None:
@@ -184,15 +223,22 @@ class StaffViews:
         await self._staff_write(actor, action, target, detail or {}, work)
 
     async def audit_log(self, limit: int = 200) -> list[dict[str, Any]]:
-        rows = await self._read(f"SELECT time, actor, action, target, detail FROM audit ORDER BY time DESC, id DESC "
-                                f"LIMIT {int(limit)}")
+        """The newest audit rows of this school (the board's view: of every school and of the board)."""
+        scope, params = self._scope()
+        rows = await self._read(f"SELECT time, actor, action, target, detail, school FROM audit WHERE 1 = 1{scope} "
+                                f"ORDER BY time DESC, id DESC LIMIT {int(limit)}", params)
         return [{**r, "detail": json.loads(r["detail"] or "{}")} for r in rows]
 
     # --- reports over time (counts only: no pupil in them)
 
     async def daily_counts(self, since: datetime, groups: Iterable[str] | None = None) -> list[Row]:
-        """Per UTC day, action, category and group: how many blocks, alerts, reports and requests."""
-        where, params = ["time >= ?", f"action IN ({_marks(list(FEED_ACTIONS))})"], [iso(since), *FEED_ACTIONS]
+        """Per UTC day, action, category and group: how many blocks, alerts, reports and requests.
+
+        The board's view counts per school instead: `group_name` then holds the school id."""
+        scope, in_school = self._scope()
+        where = ["time >= ?" + scope, f"action IN ({_marks(list(FEED_ACTIONS))})"]
+        params = [iso(since), *in_school, *FEED_ACTIONS]
+        label = "group_name" if self.school is not None else "school"
         if groups is not None:
             wanted = list(groups)
             if not wanted:
@@ -200,36 +246,40 @@ class StaffViews:
             where.append(f"group_name IN ({_marks(wanted)})")
             params += wanted
         return await self._read(
-            "SELECT substr(time, 1, 10) AS day, action, category, group_name, COUNT(*) AS count FROM events "
-            f"WHERE {' AND '.join(where)} GROUP BY substr(time, 1, 10), action, category, group_name "
-            "ORDER BY day, action, category, group_name", params)
+            f"SELECT substr(time, 1, 10) AS day, action, category, {label} AS group_name, COUNT(*) AS count "
+            f"FROM events WHERE {' AND '.join(where)} GROUP BY substr(time, 1, 10), action, category, {label} "
+            f"ORDER BY day, action, category, {label}", params)
 
     async def request_answers(self, since: datetime) -> list[dict[str, Any]]:
         """Per list entry (rule, category, terms): how often pupils asked to open it, and the answers."""
+        scope, params = self._scope("e.school")
         rows = await self._read(
             "SELECT e.rule, e.category, e.terms, COUNT(*) AS asked, "
             "SUM(CASE WHEN a.answer = 'granted' THEN 1 ELSE 0 END) AS granted, "
             "SUM(CASE WHEN a.answer = 'refused' THEN 1 ELSE 0 END) AS refused "
-            "FROM events e LEFT JOIN alerts a ON a.id = e.id WHERE e.action = 'request' AND e.time >= ? "
-            "GROUP BY e.rule, e.category, e.terms ORDER BY asked DESC, e.rule, e.category", (iso(since),))
+            f"FROM events e LEFT JOIN alerts a ON a.id = e.id WHERE e.action = 'request' AND e.time >= ?{scope} "
+            "GROUP BY e.rule, e.category, e.terms ORDER BY asked DESC, e.rule, e.category", (iso(since), *params))
         return [_item(row) for row in rows]
 
     async def blocks_per_entry(self, since: datetime) -> dict[tuple[str, str | None, str], int]:
         """How often each (rule, category, terms as JSON) blocked since `since`: the base of the request rates."""
+        scope, params = self._scope()
         rows = await self._read("SELECT rule, category, terms, COUNT(*) AS count FROM events "
-                                "WHERE action = 'block' AND time >= ? GROUP BY rule, category, terms", (iso(since),))
+                                f"WHERE action = 'block' AND time >= ?{scope} GROUP BY rule, category, terms",
+                                (iso(since), *params))
         return {(r["rule"], r["category"], r["terms"]): r["count"] for r in rows}
 
     # --- IT's dry run
 
     async def seen(self, since_day: str) -> tuple[dict[str, int], dict[str, int]]:
         """Search texts and hosts since `since_day` (YYYY-MM-DD), each with how often it was seen."""
+        scope, params = self._scope()
         queries: dict[str, int] = {}
-        for row in await self._read("SELECT query, SUM(count) AS n FROM seen_searches WHERE day >= ? "
-                                    "GROUP BY query", (since_day,)):
+        for row in await self._read(f"SELECT query, SUM(count) AS n FROM seen_searches WHERE day >= ?{scope} "
+                                    "GROUP BY query", (since_day, *params)):
             queries[row["query"]] = int(row["n"])
         hosts: dict[str, int] = {}
-        for row in await self._read("SELECT host, SUM(count) AS n FROM seen_hosts WHERE day >= ? GROUP BY host",
-                                    (since_day,)):
+        for row in await self._read(f"SELECT host, SUM(count) AS n FROM seen_hosts WHERE day >= ?{scope} "
+                                    "GROUP BY host", (since_day, *params)):
             hosts[row["host"]] = int(row["n"])
         return queries, hosts

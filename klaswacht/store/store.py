@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -23,9 +24,11 @@ from urllib.parse import urlsplit
 
 import argon2
 
+from filters.policy import DEFAULT_SCHOOL
 from klaswacht.store.database import Database, Params, Row, Transaction
 from klaswacht.store.intake import COUNTERS, Intake, Item
 from klaswacht.store.model import (
+    BOARD_ROLES,
     DRY_RUN_DAYS,
     ROLES,
     SEARCH,
@@ -36,6 +39,7 @@ from klaswacht.store.model import (
     Staff,
     StoreError,
     StoreUnavailable,
+    check_school,
     from_iso,
     iso,
     now_utc,
@@ -51,25 +55,33 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DB_NAME = "klaswacht.db"
-_EVENT_COLUMNS = "id, time, action, rule, category, host, terms, client, group_name, severity"
-_INSERT_EVENT = (f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+_EVENT_COLUMNS = "id, time, action, rule, category, host, terms, client, group_name, severity, school"
+_INSERT_EVENT = (f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                  "ON CONFLICT (id) DO NOTHING")
-_INSERT_ALERT = ("INSERT INTO alerts (id, time, client, group_name, severity, state) VALUES (?, ?, ?, ?, ?, 'new') "
-                 "ON CONFLICT (id) DO NOTHING")
-_COUNT_SEARCH = ("INSERT INTO search_counts (day, group_name, engine, count) VALUES (?, ?, ?, ?) "
-                 "ON CONFLICT (day, group_name, engine) DO UPDATE SET count = search_counts.count + excluded.count")
-_COUNT_SEEN = ("INSERT INTO {0} (day, {1}, count) VALUES (?, ?, ?) "
-               "ON CONFLICT (day, {1}) DO UPDATE SET count = {0}.count + excluded.count")
-_INSERT_AUDIT = "INSERT INTO audit (id, time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT_ALERT = ("INSERT INTO alerts (id, time, client, group_name, severity, school, state) "
+                 "VALUES (?, ?, ?, ?, ?, ?, 'new') ON CONFLICT (id) DO NOTHING")
+_COUNT_SEARCH = ("INSERT INTO search_counts (school, day, group_name, engine, count) VALUES (?, ?, ?, ?, ?) "
+                 "ON CONFLICT (school, day, group_name, engine) "
+                 "DO UPDATE SET count = search_counts.count + excluded.count")
+_COUNT_SEEN = ("INSERT INTO {0} (school, day, {1}, count) VALUES (?, ?, ?, ?) "
+               "ON CONFLICT (school, day, {1}) DO UPDATE SET count = {0}.count + excluded.count")
+_INSERT_AUDIT = "INSERT INTO audit (id, time, actor, action, target, detail, school) VALUES (?, ?, ?, ?, ?, ?, ?)"
 _PAGE = 1000
 
 
 DATABASE_ENV = "KLASWACHT_DATABASE"
+SCHOOL_ENV = "KLASWACHT_SCHOOL"
 
 
 def default_database_url() -> str | None:
     """The database named by $KLASWACHT_DATABASE (a postgresql:// URL), or None: SQLite in the data dir."""
     return os.environ.get(DATABASE_ENV) or None
+
+
+def gateway_school(policy_school: str) -> str:
+    """The school a gateway's processes act for: $KLASWACHT_SCHOOL, set per gateway (`klaswacht run --school`;
+    a board that sends one policy to every gateway leaves the school out of it), else the policy's id."""
+    return os.environ.get(SCHOOL_ENV) or policy_school
 
 
 def default_data_dir() -> Path:
@@ -91,19 +103,19 @@ def _host_only(host: str | None) -> str | None:
     return host
 
 
-def _event_row(event_id: str, event: Event) -> tuple[Any, ...]:
+def _event_row(event_id: str, event: Event, school: str) -> tuple[Any, ...]:
     return (event_id, iso(event.time), str(event.action), str(event.rule),
             None if event.category is None else str(event.category), _host_only(event.host),
             json.dumps([str(t) for t in event.terms], ensure_ascii=False),
             None if event.client is None else str(event.client),
             None if event.group is None else str(event.group),
-            None if event.severity is None else str(event.severity))
+            None if event.severity is None else str(event.severity), school)
 
 
 def _event_out(row: Row) -> dict[str, Any]:
     return {"time": row["time"], "action": row["action"], "rule": row["rule"], "category": row["category"],
             "host": row["host"], "terms": json.loads(row["terms"]), "client": row["client"],
-            "group": row["group_name"], "severity": row["severity"], "id": row["id"]}
+            "group": row["group_name"], "severity": row["severity"], "id": row["id"], "school": row["school"]}
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
@@ -116,14 +128,20 @@ class Store(StaffViews):
 
     `database_url` None keeps the database in `data_dir` (SQLite); a `postgresql://` URL keeps it on that
     PostgreSQL server, and `data_dir` still holds the pseudonym secret and the spill files.
+
+    A Store is opened for one `school` of a board (the policy's `[school] id`): every row it writes is
+    stamped with it and every read, the snapshot included, sees that school only. `scoped()` gives a view
+    of the same store for another school, or for the whole board (None: reads see every school).
     """
 
     def __init__(self, data_dir: Path | str, *, events_days: int = 28, audit_days: int = 365,
                  queue_bound: int = 2000, batch_size: int = 500, batch_interval: float = 0.2,
                  snapshot_interval: float = 1.0, purge_interval: float = 3600.0, busy_timeout: float = 0.3,
-                 staff_timeout: float = 5.0, max_backoff: float = 1.0, database_url: str | None = None) -> None:
+                 staff_timeout: float = 5.0, max_backoff: float = 1.0, database_url: str | None = None,
+                 school: str = DEFAULT_SCHOOL) -> None:
         if events_days < 1 or audit_days < 1:
             raise ValueError("retention must be at least one day")
+        self.school: str | None = check_school(school)
         self.data_dir = Path(data_dir)
         self.events_days = events_days
         self.audit_days = audit_days
@@ -149,6 +167,34 @@ class Store(StaffViews):
         self._closed = False
         self._hasher = argon2.PasswordHasher()
         self._dummy_hash: str | None = None
+
+    # --- schools
+
+    def scoped(self, school: str | None) -> Store:
+        """This store seen as `school` (None: the board, reading every school): for the dashboard, whose
+        signed-in staff belong to different schools. The view shares the connections and the event queue: never
+        open or close it, and record no events through it (the base store's writer stamps them with its school)."""
+        if school == self.school:
+            return self
+        view = copy.copy(self)
+        view.school = None if school is None else check_school(school)
+        return view
+
+    def covers(self, school: str | None) -> bool:
+        """Whether what belongs to `school` (None: to the board) is within this store's view."""
+        return self.school is None or school == self.school
+
+    def _own_school(self) -> str:
+        """The school a write belongs to; a board view changes no school's data."""
+        if self.school is None:
+            raise StoreError("this needs a school: the board's view changes no school's data")
+        return self.school
+
+    def _scope(self, column: str = "school") -> tuple[str, list[Any]]:
+        """An SQL condition (" AND …", and its parameters) that keeps a read to this store's school."""
+        if self.school is None:
+            return "", []
+        return f" AND {column} = ?", [self.school]
 
     # --- life cycle
 
@@ -234,31 +280,32 @@ class Store(StaffViews):
         return len(self.intake.queue)
 
     async def _write_items(self, items: list[Item]) -> None:
+        school = self._own_school()
         rows: list[tuple[Any, ...]] = []
         alerts: list[Params] = []
-        searches: Counter[tuple[str, str, str]] = Counter()
-        seen: dict[tuple[str, str], Counter[tuple[str, str]]] = {("seen_searches", "query"): Counter(),
+        searches: Counter[tuple[str, str, str, str]] = Counter()
+        seen: dict[tuple[str, str], Counter[tuple[str, str, str]]] = {("seen_searches", "query"): Counter(),
                                                                   ("seen_hosts", "host"): Counter()}
         malformed: list[str] = []
         for event_id, event in items:
             try:
                 if event.action == SEARCH:
                     day = iso(event.time)[:10]
-                    searches[day, str(event.group or ""), _host_only(event.host) or ""] += 1
+                    searches[school, day, str(event.group or ""), _host_only(event.host) or ""] += 1
                     continue
                 if event.action == SEEN_SEARCH and event.text:
-                    seen["seen_searches", "query"][iso(event.time)[:10], str(event.text)[:200]] += 1
+                    seen["seen_searches", "query"][school, iso(event.time)[:10], str(event.text)[:200]] += 1
                     continue
                 if event.action == SEEN_HOST and event.host:
-                    seen["seen_hosts", "host"][iso(event.time)[:10], _host_only(event.host) or ""] += 1
+                    seen["seen_hosts", "host"][school, iso(event.time)[:10], _host_only(event.host) or ""] += 1
                     continue
-                row = _event_row(event_id, event)
+                row = _event_row(event_id, event, school)
             except (TypeError, ValueError, AttributeError) as e:  # not an Event the store can keep
                 malformed.append(str(e))
                 continue
             rows.append(row)
             if event.severity is not None:
-                alerts.append((event_id, row[1], row[7], row[8], row[9]))
+                alerts.append((event_id, row[1], row[7], row[8], row[9], school))
         await self._ensure_db()
         async with self.db.transaction() as tx:
             if rows:
@@ -362,7 +409,8 @@ class Store(StaffViews):
                      group: str | None = None, client: str | None = None) -> AsyncIterator[dict[str, Any]]:
         """Stored events, oldest first, a page at a time."""
         where, params = [], []
-        for column, value in (("category", category), ("group_name", group), ("client", client)):
+        for column, value in (("school", self.school), ("category", category), ("group_name", group),
+                              ("client", client)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
@@ -381,8 +429,9 @@ class Store(StaffViews):
             after = (rows[-1]["time"], rows[-1]["id"])
 
     async def search_counts(self, since_day: str = "") -> list[Row]:
+        scope, params = self._scope()
         return await self._read("SELECT day, group_name AS group_name, engine, count FROM search_counts "
-                                "WHERE day >= ? ORDER BY day, group_name, engine", (since_day,))
+                                f"WHERE day >= ?{scope} ORDER BY day, group_name, engine", (since_day, *params))
 
     async def _read(self, sql: str, params: Params = ()) -> list[Row]:
         await self._ensure_db()
@@ -393,22 +442,35 @@ class Store(StaffViews):
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
+    def pupil_id(self, number: str) -> str:
+        """The pseudonymous id of the pupil with this number at this store's school."""
+        return self.pseudonyms.pupil(number, self._own_school())
+
+    def resolve_pupil(self, pupil: str) -> str:
+        """A pseudonymous id as given, or the id of a pupil number at this store's school."""
+        return self.pseudonyms.resolve(pupil, self._own_school())
+
     def client_for(self, address: str) -> str:
         """The pseudonymous id to record for a request from `address`: the pupil's, else the device's."""
-        return self._snapshot.pupil_at(address) or self.pseudonyms.device(address)
+        return self._snapshot.pupil_at(address) or self.pseudonyms.device(address, self._own_school())
 
     async def refresh_snapshot(self) -> Snapshot:
+        """Grants, bans and the roster of this store's school only: a grant for another school's "groep 7"
+        is not this school's."""
         now = now_utc()
         t = iso(now)
+        school = self._own_school()
         grants: dict[str, list[tuple[str, datetime]]] = {}
-        for row in await self._read("SELECT group_name, what, until FROM grants WHERE starts <= ? AND until > ?",
-                                    (t, t)):
+        for row in await self._read("SELECT group_name, what, until FROM grants "
+                                    "WHERE school = ? AND starts <= ? AND until > ?", (school, t, t)):
             grants.setdefault(row["group_name"], []).append((row["what"], from_iso(row["until"])))
         bans = {row["pupil"]: from_iso(row["until"]) for row in await self._read(
-            "SELECT pupil, MAX(until) AS until FROM bans WHERE starts <= ? AND until > ? GROUP BY pupil", (t, t))}
-        devices = {row["address"]: row["pupil"] for row in await self._read("SELECT address, pupil FROM devices")}
+            "SELECT pupil, MAX(until) AS until FROM bans WHERE school = ? AND starts <= ? AND until > ? "
+            "GROUP BY pupil", (school, t, t))}
+        devices = {row["address"]: row["pupil"] for row in await self._read(
+            "SELECT address, pupil FROM devices WHERE school = ?", (school,))}
         groups = {row["id"]: row["group_name"] for row in await self._read(
-            "SELECT id, group_name FROM pupils WHERE group_name IS NOT NULL")}
+            "SELECT id, group_name FROM pupils WHERE school = ? AND group_name IS NOT NULL", (school,))}
         self._snapshot = Snapshot(now, MappingProxyType({g: tuple(v) for g, v in grants.items()}),
                                   MappingProxyType(bans), MappingProxyType(devices), MappingProxyType(groups))
         return self._snapshot
@@ -443,7 +505,8 @@ class Store(StaffViews):
                 async with self.db.transaction() as tx:
                     result = await work(tx)
                     await tx.execute(_INSERT_AUDIT, (_new_id(), iso(now_utc()), actor, action, target,
-                                                     json.dumps(detail, ensure_ascii=False, sort_keys=True)))
+                                                     json.dumps(detail, ensure_ascii=False, sort_keys=True),
+                                                     self.school))
                 return result
             except StoreUnavailable as e:
                 if e.reason != "busy" or loop.time() + delay > deadline:
@@ -456,11 +519,13 @@ class Store(StaffViews):
         starts = starts or now_utc()
         if until <= starts:
             raise StoreError("a grant must end after it starts")
+        school = self._own_school()
         grant_id = _new_id()
 
         async def work(tx: Transaction) -> str:
-            await tx.execute("INSERT INTO grants (id, group_name, what, starts, until, actor) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", (grant_id, group, what, iso(starts), iso(until), actor))
+            await tx.execute("INSERT INTO grants (id, school, group_name, what, starts, until, actor) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (grant_id, school, group, what, iso(starts), iso(until), actor))
             return grant_id
 
         return await self._staff_write(actor, "grant", group, {"what": what, "until": iso(until), "id": grant_id}, work)
@@ -471,25 +536,30 @@ class Store(StaffViews):
         starts = starts or now_utc()
         if until <= starts:
             raise StoreError("a ban must end after it starts")
-        pupil_id = self.pseudonyms.resolve(pupil)
+        school = self._own_school()
+        pupil_id = self.pseudonyms.resolve(pupil, school)
         ban_id = _new_id()
 
         async def work(tx: Transaction) -> str:
-            await tx.execute("INSERT INTO bans (id, pupil, starts, until, reason, actor) VALUES (?, ?, ?, ?, ?, ?)",
-                             (ban_id, pupil_id, iso(starts), iso(until), reason, actor))
+            await tx.execute("INSERT INTO bans (id, school, pupil, starts, until, reason, actor) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)", (ban_id, school, pupil_id, iso(starts), iso(until),
+                                                              reason, actor))
             return ban_id
 
         # The reason stays in the ban only: free text may name pupils, the audit log must not.
         return await self._staff_write(actor, "ban", pupil_id, {"until": iso(until), "id": ban_id}, work)
 
     async def lift(self, actor: str, kind: str, item_id: str) -> bool:
-        """End a grant or ban (`kind` "grant" or "ban") now; False if there was none active with that id."""
+        """End a grant or ban (`kind` "grant" or "ban") now; False if there was none active with that id
+        (in this store's school: another school's id changes nothing)."""
         if kind not in ("grant", "ban"):
             raise StoreError(f"nothing to lift of kind {kind!r}")
         t = iso(now_utc())
+        school = self._own_school()
 
         async def work(tx: Transaction) -> bool:
-            return await tx.execute(f"UPDATE {kind}s SET until = ? WHERE id = ? AND until > ?", (t, item_id, t)) > 0
+            return await tx.execute(f"UPDATE {kind}s SET until = ? WHERE id = ? AND school = ? AND until > ?",
+                                    (t, item_id, school, t)) > 0
 
         return await self._staff_write(actor, f"lift-{kind}", item_id, {}, work)
 
@@ -498,12 +568,20 @@ class Store(StaffViews):
         if kind not in ("grant", "ban"):
             raise StoreError(f"no list of kind {kind!r}")
         t = iso(now or now_utc())
-        return await self._read(f"SELECT * FROM {kind}s WHERE starts <= ? AND until > ? ORDER BY until", (t, t))
+        scope, params = self._scope()
+        return await self._read(f"SELECT * FROM {kind}s WHERE starts <= ? AND until > ?{scope} ORDER BY until",
+                                (t, t, *params))
 
-    async def add_user(self, actor: str, name: str, role: str, password: str, groups: Iterable[str] = ()) -> None:
-        """A staff account; the password is kept only as an argon2 hash."""
+    async def add_user(self, actor: str, name: str, role: str, password: str, groups: Iterable[str] = (),
+                       *, board: bool = False) -> None:
+        """A staff account of this store's school, or with `board` of the board (IT or admin over every
+        school; only the board's view makes one); the password is kept only as an argon2 hash."""
         if role not in ROLES:
             raise StoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        if board and (self.school is not None or role not in BOARD_ROLES):
+            raise StoreError(f"a board account is made by the board, with role {' or '.join(BOARD_ROLES)}: "
+                             "teachers and care staff belong to a school")
+        school = None if board else self._own_school()
         if not name.strip() or not password:
             raise StoreError("a user needs a name and a password")
         groups = sorted(set(groups))
@@ -512,20 +590,21 @@ class Store(StaffViews):
         async def work(tx: Transaction) -> None:
             if await tx.fetchall("SELECT name FROM staff WHERE name = ?", (name,)):
                 raise StoreError(f"user {name!r} exists already")
-            await tx.execute("INSERT INTO staff (name, role, password, disabled) VALUES (?, ?, ?, 0)",
-                             (name, role, hashed))
+            await tx.execute("INSERT INTO staff (name, role, password, disabled, school) VALUES (?, ?, ?, 0, ?)",
+                             (name, role, hashed, school))
             await tx.executemany("INSERT INTO staff_groups (staff, group_name) VALUES (?, ?)",
                                  [(name, g) for g in groups])
 
-        await self._staff_write(actor, "user-add", name, {"role": role, "groups": groups}, work)
+        await self._staff_write(actor, "user-add", name, {"role": role, "groups": groups, "school": school}, work)
 
     async def staff(self, name: str) -> Staff | None:
-        rows = await self._read("SELECT name, role, disabled, sessions FROM staff WHERE name = ?", (name,))
+        """The account of this name, of whatever school: names are unique over the board (sign-in needs no school)."""
+        rows = await self._read("SELECT name, role, disabled, sessions, school FROM staff WHERE name = ?", (name,))
         if not rows:
             return None
         groups = await self._read("SELECT group_name FROM staff_groups WHERE staff = ?", (name,))
         return Staff(rows[0]["name"], rows[0]["role"], frozenset(g["group_name"] for g in groups),
-                     bool(rows[0]["disabled"]), int(rows[0]["sessions"]))
+                     bool(rows[0]["disabled"]), int(rows[0]["sessions"]), rows[0]["school"])
 
     async def verify_user(self, name: str, password: str) -> Staff | None:
         """The account if `password` is right and the account is not disabled, else None."""
@@ -552,17 +631,19 @@ class Store(StaffViews):
     async def import_roster(self, actor: str, rows: Iterable[RosterRow]) -> int:
         """Add or update pupils, their groups and devices; returns how many pupils."""
         rows = list(rows)
-        pupils = [(self.pseudonyms.pupil(r.number), r.number, r.name, r.group) for r in rows]
-        devices = [(d, pid) for r, (pid, *_) in zip(rows, pupils, strict=True) for d in r.devices]
+        school = self._own_school()
+        pupils = [(self.pseudonyms.pupil(r.number, school), school, r.number, r.name, r.group) for r in rows]
+        devices = [(school, d, pid) for r, (pid, *_) in zip(rows, pupils, strict=True) for d in r.devices]
 
         async def work(tx: Transaction) -> int:
-            await tx.executemany("INSERT INTO groups (name) VALUES (?) ON CONFLICT (name) DO NOTHING",
-                                 [(g,) for g in sorted({r.group for r in rows})])
-            await tx.executemany("INSERT INTO pupils (id, number, name, group_name) VALUES (?, ?, ?, ?) "
+            await tx.executemany("INSERT INTO groups (school, name) VALUES (?, ?) "
+                                 "ON CONFLICT (school, name) DO NOTHING",
+                                 [(school, g) for g in sorted({r.group for r in rows})])
+            await tx.executemany("INSERT INTO pupils (id, school, number, name, group_name) VALUES (?, ?, ?, ?, ?) "
                                  "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
                                  "group_name = excluded.group_name", pupils)
-            await tx.executemany("INSERT INTO devices (address, pupil) VALUES (?, ?) "
-                                 "ON CONFLICT (address) DO UPDATE SET pupil = excluded.pupil", devices)
+            await tx.executemany("INSERT INTO devices (school, address, pupil) VALUES (?, ?, ?) "
+                                 "ON CONFLICT (school, address) DO UPDATE SET pupil = excluded.pupil", devices)
             return len(pupils)
 
         # Counts only: the audit log never holds pupils' names.
@@ -578,7 +659,9 @@ class Store(StaffViews):
         sql = (f"SELECT a.id, a.time, a.client, a.group_name, a.severity, a.state, a.note, a.changed_by, "
                f"a.changed_at, e.action, e.rule, e.category, e.host, e.terms FROM alerts a "
                f"LEFT JOIN events e ON e.id = a.id WHERE a.state IN ({', '.join('?' * len(states))})")
-        params: list[Any] = list(states)
+        scope, in_school = self._scope("a.school")
+        sql += scope
+        params: list[Any] = [*states, *in_school]
         if groups is not None:
             wanted = list(groups)
             if not wanted:
@@ -592,24 +675,29 @@ class Store(StaffViews):
 
     async def export_pupil(self, actor: str, pupil: str) -> dict[str, Any]:
         """Everything stored about one pupil (number or pseudonymous id), for the right of access."""
-        pid = self.pseudonyms.resolve(pupil)
+        school = self._own_school()
+        pid = self.pseudonyms.resolve(pupil, school)
+        key = (pid, school)
 
         async def work(tx: Transaction) -> dict[str, Any]:
-            roster = await tx.fetchall("SELECT id, number, name, group_name FROM pupils WHERE id = ?", (pid,))
+            roster = await tx.fetchall("SELECT id, number, name, group_name FROM pupils WHERE id = ? AND school = ?",
+                                       key)
             events = [_event_out(r) for r in await tx.fetchall(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE client = ? ORDER BY time, id", (pid,))]
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE client = ? AND school = ? ORDER BY time, id", key)]
             return {
                 "id": pid,
+                "school": school,
                 "pupil": roster[0] if roster else None,
                 "devices": [r["address"] for r in await tx.fetchall(
-                    "SELECT address FROM devices WHERE pupil = ? ORDER BY address", (pid,))],
+                    "SELECT address FROM devices WHERE pupil = ? AND school = ? ORDER BY address", key)],
                 "events": events,
                 "alerts": await tx.fetchall("SELECT id, time, severity, state, note, changed_by, changed_at "
-                                            "FROM alerts WHERE client = ? ORDER BY time, id", (pid,)),
-                "bans": await tx.fetchall("SELECT id, starts, until, reason, actor FROM bans WHERE pupil = ? "
-                                          "ORDER BY starts, id", (pid,)),
+                                            "FROM alerts WHERE client = ? AND school = ? ORDER BY time, id", key),
+                "bans": await tx.fetchall("SELECT id, starts, until, reason, actor FROM bans "
+                                          "WHERE pupil = ? AND school = ? ORDER BY starts, id", key),
                 "audit": [{**r, "detail": json.loads(r["detail"] or "{}")} for r in await tx.fetchall(
-                    "SELECT time, actor, action, detail FROM audit WHERE target = ? ORDER BY time, id", (pid,))],
+                    "SELECT time, actor, action, detail FROM audit WHERE target = ? AND school = ? "
+                    "ORDER BY time, id", key)],
                 "exported": iso(now_utc()),
             }
 
@@ -618,20 +706,25 @@ class Store(StaffViews):
 
     async def forget_pupil(self, actor: str, pupil: str) -> dict[str, int]:
         """Remove a pupil's events, alerts, bans, roster row and devices; the audit keeps only that it happened."""
-        pid = self.pseudonyms.resolve(pupil)
+        school = self._own_school()
+        pid = self.pseudonyms.resolve(pupil, school)
         removed: dict[str, int] = {}
 
         async def work(tx: Transaction) -> dict[str, int]:
             for table, column in (("alerts", "client"), ("events", "client"), ("bans", "pupil"),
                                   ("devices", "pupil"), ("pupils", "id")):
-                removed[table] = await tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (pid,))
+                removed[table] = await tx.execute(f"DELETE FROM {table} WHERE {column} = ? AND school = ?",
+                                                  (pid, school))
             return removed
 
         # `removed` is filled by `work` before the audit row is written: the row keeps counts, no name.
         return await self._staff_write(actor, "forget", pid, removed, work)
 
     async def purge(self, now: datetime | None = None) -> dict[str, int]:
-        """Remove what is older than the retention periods; returns rows removed per table."""
+        """Remove what is older than the retention periods; returns rows removed per table.
+
+        Each school purges its own rows by its own policy's retention, and the audit rows of board accounts
+        too; the board's view purges every school."""
         now = now or now_utc()
         events_cut = iso(now - timedelta(days=self.events_days))
         audit_cut = iso(now - timedelta(days=self.audit_days))
@@ -643,7 +736,10 @@ class Store(StaffViews):
                                        ("search_counts", "day", events_cut[:10]), ("grants", "until", events_cut),
                                        ("bans", "until", events_cut), ("audit", "time", audit_cut),
                                        ("seen_searches", "day", seen_cut), ("seen_hosts", "day", seen_cut)):
-                removed[table] = await tx.execute(f"DELETE FROM {table} WHERE {column} < ?", (cut,))
+                scope, params = self._scope()
+                if table == "audit" and scope:
+                    scope = " AND (school = ? OR school IS NULL)"
+                removed[table] = await tx.execute(f"DELETE FROM {table} WHERE {column} < ?{scope}", (cut, *params))
         if any(removed.values()):
             log.info("store: purged %s", ", ".join(f"{n} {t}" for t, n in removed.items() if n))
         return removed

@@ -44,6 +44,9 @@ class School:
         return self.running.proxy
 
 
+BOARD_ADMIN = "bestuur.kees"
+
+
 def _klaswacht(data_dir: Path, *args: str, stdin: str = "") -> None:
     done = subprocess.run([KLASWACHT, *args, "--data-dir", str(data_dir)], input=stdin, capture_output=True,
                           text=True, timeout=60)
@@ -59,6 +62,8 @@ def open_school(tmp: Path, parent: Parent) -> School:
     for name, (role, groups) in STAFF.items():
         _klaswacht(data_dir, "users", "add", name, "--role", role, *(["--groups", *groups] if groups else []),
                    stdin=PASSWORD + "\n")
+    # The board's administrator (no school): its pages have a school column and field.
+    _klaswacht(data_dir, "users", "add", BOARD_ADMIN, "--role", "admin", "--board", stdin=PASSWORD + "\n")
     running = start(data_dir, "--period", "auto", "--fake-clock", LESSON_CLOCK, "--upstream", parent.url)
     return School(running, parent, data_dir)
 

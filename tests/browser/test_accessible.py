@@ -15,6 +15,7 @@ PAGES = {
     "zorg.ilse": ["/", "/reports"],
     "ict.sander": ["/it", "/it/explain?q=https%3A%2F%2Fwww.tiktok.com%2F", "/reports"],
     "beheer.mila": ["/accounts", "/accounts/audit"],
+    "bestuur.kees": ["/accounts", "/accounts/audit", "/reports"],  # the board's: per school
 }
 SCREENS = {"laptop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
 

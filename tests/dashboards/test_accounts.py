@@ -68,7 +68,7 @@ def test_admin_adds_an_account_with_groups(client: TestClient, data_dir: Path) -
         "csrf": token, "name": "meester", "role": "teacher", "groups": ["groep 7"],
         "groups_other": " groep 8 ,, groep 7, groep 9", "password": NEW_PASSWORD})
     assert response.status_code == 303 and response.headers["location"] == "/accounts"
-    assert users(data_dir)["meester"] == {"name": "meester", "role": "teacher", "disabled": False,
+    assert users(data_dir)["meester"] == {"name": "meester", "role": "teacher", "disabled": False, "school": "default",
                                           "groups": ["groep 7", "groep 8", "groep 9"]}
     assert can_sign_in(data_dir, "meester", NEW_PASSWORD)
     assert ("beheer", "user-add", "meester") in audit(data_dir)

@@ -322,7 +322,8 @@ def test_searches_and_hosts_are_kept_for_the_dry_run_without_pupils(lesson: Runn
         h["host"] == "www.dierentuin-dryrun.nl" for h in r))
     assert {h["host"]: h["count"] for h in hosts}["www.dierentuin-dryrun.nl"] == 1  # once a day, whoever asks
     for table in ("seen_searches", "seen_hosts"):
-        assert {c["name"] for c in rows(lesson, f"PRAGMA table_info({table})")} <= {"day", "query", "host", "count"}
+        assert {c["name"] for c in rows(lesson, f"PRAGMA table_info({table})")} <= {
+            "school", "day", "query", "host", "count"}
     stored = json.dumps(rows(lesson, "SELECT * FROM events"))
     assert "Fotosynthese" not in stored and "vulkaan" not in stored and "lucht" not in stored
     assert "seen-" not in stored

@@ -9,6 +9,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from store_helpers import event, make_store, query
 
 from klaswacht.store.model import now_utc
@@ -105,3 +106,32 @@ def test_purge_applies_the_policys_retention(data_dir: Path, tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     assert "1 events" in result.stdout
     assert [r[0] for r in query(data_dir, "SELECT terms FROM events")] == ['["term2"]']
+
+
+def test_commands_act_for_the_school_named_by_school_or_the_environment(data_dir: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--school ID` (else $KLASWACHT_SCHOOL) picks the school a command reads and writes; `users add
+    --board` makes an account of the board (IT or admin only); a bad id is refused."""
+    roster = tmp_path / "roster.csv"
+    roster.write_text("leerlingnummer;naam;groep\n1001;Anna;groep 7\n")
+    d = ["--data-dir", str(data_dir)]
+    assert klaswacht("roster", "import", str(roster), *d, "--school", "noord").returncode == 0
+    assert klaswacht("grant", "groep 7", "social", "--minutes", "30", *d, "--school", "noord").returncode == 0
+    result = klaswacht("users", "add", "juf.noord", "--role", "teacher", "--groups", "groep 7", "--school", "noord",
+                       *d, stdin="geheim-wachtwoord\n")
+    assert result.returncode == 0 and "school noord" in result.stdout, result.stderr
+    result = klaswacht("users", "add", "ict", "--role", "it", "--board", *d, stdin="geheim-wachtwoord\n")
+    assert result.returncode == 0 and "the board" in result.stdout, result.stderr
+    result = klaswacht("users", "add", "meester", "--role", "teacher", "--board", *d, stdin="geheim-wachtwoord\n")
+    assert result.returncode == 1 and "board" in result.stderr
+    assert klaswacht("users", "add", "x", "--role", "it", "--board", "--school", "noord", *d,
+                     stdin="geheim-wachtwoord\n").returncode == 2
+    result = klaswacht("grant", "groep 7", "social", "--minutes", "30", *d, "--school", "Noord!")
+    assert result.returncode == 1 and "not a school id" in result.stderr
+    assert query(data_dir, "SELECT school, group_name FROM grants") == [("noord", "groep 7")]
+    assert query(data_dir, "SELECT name, school FROM staff ORDER BY name") == [("ict", None), ("juf.noord", "noord")]
+    assert query(data_dir, "SELECT school, number FROM pupils") == [("noord", "1001")]
+    # The export of pupil 1001 is the pupil of the school asked for: none at the default school.
+    assert json.loads(klaswacht("export", "--pupil", "1001", *d).stdout)["pupil"] is None
+    monkeypatch.setenv("KLASWACHT_SCHOOL", "noord")
+    assert json.loads(klaswacht("export", "--pupil", "1001", *d).stdout)["pupil"]["name"] == "Anna"

@@ -131,9 +131,9 @@ def test_misuse_is_a_store_error_and_text_with_percent_or_nul_is_kept(data_dir: 
 
     async def main() -> None:
         async with make_store(data_dir) as store:
-            await store.db.execute("INSERT INTO groups (name) VALUES (?)", ("groep 7",))
+            await store.db.execute("INSERT INTO groups (school, name) VALUES (?, ?)", ("a", "groep 7"))
             with pytest.raises(StoreError) as refused:
-                await store.db.execute("INSERT INTO groups (name) VALUES (?)", ("groep 7",))
+                await store.db.execute("INSERT INTO groups (school, name) VALUES (?, ?)", ("a", "groep 7"))
             assert not isinstance(refused.value, StoreUnavailable)
             with pytest.raises(StoreError) as refused:
                 await store.db.fetchall("SELEKT 1")
