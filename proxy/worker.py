@@ -22,6 +22,7 @@ from klaswacht.loading import DEFAULT_POLICY
 from klaswacht.store import default_database_url
 from klaswacht.store.metrics import StoreCollector
 from proxy.addon import Klaswacht
+from proxy.altsvc import NoQuicHints
 from proxy.metrics import ProxyMetrics
 from proxy.outgoing import OutgoingContent
 
@@ -92,8 +93,10 @@ async def serve(args: argparse.Namespace) -> int:
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
     registry = CollectorRegistry()
     addon = Klaswacht(ProxyMetrics(registry))
-    # The order is the wiring: Klaswacht decides on the request first, OutgoingContent then reads what is sent.
-    master.addons.add(addon, OutgoingContent(addon), Ready(registry, args.metrics_host, args.metrics_port, addon))
+    # The order is the wiring: Klaswacht decides on the request first, OutgoingContent then reads what is sent;
+    # NoQuicHints keeps browsers from trying HTTP/3 round the proxy.
+    master.addons.add(addon, OutgoingContent(addon), NoQuicHints(),
+                      Ready(registry, args.metrics_host, args.metrics_port, addon))
     if args.mode == "transparent" and args.upstream:
         print("klaswacht proxy: --upstream cannot be combined with transparent mode", file=sys.stderr)
         return 2

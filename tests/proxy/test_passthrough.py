@@ -135,9 +135,8 @@ def test_a_refused_server_name_closes_the_connection_at_the_client_hello(
         sock, status = connect(running, "192.0.2.44:443")
         assert status.startswith(b"HTTP/1.1 200")
         client = ssl.create_default_context()
-        with pytest.raises((ssl.SSLError, OSError)):
-            with client.wrap_socket(sock, server_hostname=server_name) as tls:
-                tls.recv(1)
+        with pytest.raises((ssl.SSLError, OSError)), client.wrap_socket(sock, server_hostname=server_name) as tls:
+            tls.recv(1)
         sock.close()
         assert metric(running, f'klaswacht_refused_connections_total{{category="{category}"}}') == 1
         assert tunnels(parent, "192.0.2.44:443") == []
