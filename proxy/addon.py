@@ -93,6 +93,8 @@ _OWN_PAGE = frozenset({"same-origin", "none"})
 # REFUSAL_PAIRS pairs: a device retries its resolver or tunnel endlessly.
 REFUSAL_WINDOW = 600.0
 REFUSAL_PAIRS = 10_000
+# Client addresses whose subnet group is remembered (a school's devices; past it the memory starts afresh).
+SUBNET_GROUPS = 65_536
 # The answer to a refused CONNECT (no browser shows it; curl and logs do), and the error of a refused ClientHello.
 REFUSED_CONNECT = "klaswacht: niet toegestaan op het schoolnetwerk / not allowed on the school network\n"
 REFUSED_TLS = "refused by klaswacht ([filter] refuse)"
@@ -248,6 +250,8 @@ class Klaswacht:
         self._tunnels: weakref.WeakKeyDictionary[connection.Client, Chosen] = weakref.WeakKeyDictionary()
         # Client connections whose ClientHello was refused: no server connection is made for them.
         self._refused_clients: weakref.WeakSet[connection.Client] = weakref.WeakSet()
+        # Client address -> group by the policy's subnets (bounded: cleared past SUBNET_GROUPS and on a reload).
+        self._subnet_groups: dict[str, str] = {}
         # Refusals recorded lately, per client and host (the metrics count every one).
         self._refusals = RecentReports(1, REFUSAL_WINDOW, REFUSAL_PAIRS)
         # Hosts already noted for IT's dry run on the local day `_seen_day` (bounded; cleared when the day changes).
@@ -320,6 +324,7 @@ class Klaswacht:
             # set again on every reload so that a changed accounts file is read.
             ctx.options.update(proxyauth=loaded.proxyauth)
         self.policy, self.lists, self.zone = loaded.policy, loaded.lists, loaded.zone
+        self._subnet_groups = {}  # the groups' subnets may have changed
         self.metrics.reloads.labels("ok").inc()
 
     def _fingerprint(self) -> dict[str, tuple[int, int]]:
@@ -534,15 +539,26 @@ class Klaswacht:
         return pupil, group
 
     def _subnet_group(self, address: str) -> str:
+        """The group whose subnet holds `address`, else the default; remembered per address until the policy is
+        reloaded (parsing the address and walking the subnets was the dearest step of a connection's choice)."""
         assert self.policy is not None
+        group = self._subnet_groups.get(address)
+        if group is None:
+            if len(self._subnet_groups) >= SUBNET_GROUPS:
+                self._subnet_groups.clear()
+            group = self._subnet_groups[address] = self._find_subnet_group(self.policy, address)
+        return group
+
+    @staticmethod
+    def _find_subnet_group(policy: Policy, address: str) -> str:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
-            return self.policy.default_group
-        for g in self.policy.groups:
+            return policy.default_group
+        for g in policy.groups:
             if any(ip in net for net in g.subnets):
                 return g.name
-        return self.policy.default_group
+        return policy.default_group
 
     def now(self) -> datetime:
         """The timetable's clock: the real one, or the fake clock of a test running on from its start."""
