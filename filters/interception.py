@@ -46,8 +46,8 @@ def interception(host: str, context: Context) -> Interception:
         if verdict.action == "block":
             # Named like the addon names a closed-category block: by the list entry that decided it.
             block = Verdict("block", verdict.rule, category, (entry.domain,) if entry else ())
-            return Interception("refuse", f"category {category} is blocked here ({verdict.rule}) and refused at "
-                                          "the handshake: no block page", block)
+            return Interception("refuse", f"category {category} is blocked here ({verdict.rule}) and needs no "
+                                          "block page", block)
     engine = next((e.name for e in ENGINES if e.hosts.fullmatch(host)), None)
     if engine is not None:
         return Interception("decrypt", f"a search engine ({engine}): search words and SafeSearch")

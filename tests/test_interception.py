@@ -102,7 +102,7 @@ def test_refused_at_the_handshake(terms: TermList, host: str, period: str, banne
         assert found.verdict is not None
         assert (found.verdict.action, found.verdict.rule) == ("block", rule)
         assert found.verdict.category in ("doh", "vpn") and found.verdict.terms[0] in host
-        assert "refused at the handshake" in found.reason
+        assert "needs no block page" in found.reason
 
 
 def test_without_refuse_nothing_is_refused(policy: Policy, terms: TermList, hosts: HostLists) -> None:
