@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from filters.terms import ListError
 
 ALLOW = "allow"
-HOST_CATEGORIES = ("adult", "gambling", "chat", "social", "webmail", "vpn", "doh")
+# The order settles a domain listed in two categories (the first wins): filesharing, closed nowhere by
+# default, comes last so that it never hides a closed category.
+HOST_CATEGORIES = ("adult", "gambling", "chat", "social", "webmail", "vpn", "doh", "filesharing")
 
 # UT1's folder names for the categories klaswacht knows, so its archive can be dropped in as is.
 UT1_NAMES = {"social_networks": "social", "dating": "social", "redirector": "vpn", "strict_redirector": "vpn",
              "doh": "doh", "adult": "adult", "gambling": "gambling", "chat": "chat",
-             "webmail": "webmail", "vpn": "vpn"}
+             "webmail": "webmail", "vpn": "vpn", "filehosting": "filesharing"}
 
 
 @dataclass(frozen=True, slots=True)

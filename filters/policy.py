@@ -25,6 +25,9 @@ IDENTITIES = ("address", "proxyauth")  # how the proxy knows who asks: client ad
 UPLOADS = ("block", "social-chat", "allow")
 PERSONAL_INFO = ("block", "alert", "allow")
 THREATS = ("alert", "off")
+# [filter] inspect: host categories decrypted (with passthrough on) so that the outgoing rules read what is
+# sent there, when the policy does not say.
+INSPECT = ("chat", "social", "webmail", "filesharing")
 # Categories of the term lists that raise an alert in outgoing text, by default.
 TEXT_CATEGORIES = ("threat", "sexting", "self-harm", "discrimination", "coarse")
 # [school] id: which school of a board a gateway is; what it writes to a shared store is stamped with it.
@@ -96,6 +99,8 @@ class Policy:
     identity: str = "address"  # "address" (roster, subnets) or "proxyauth" (a login per pupil)
     accounts: str = ""  # proxyauth: the htpasswd file of pupil logins, as written (relative to the policy file)
     passthrough: bool = False  # hosts that no rule needs to look into are not decrypted
+    inspect: frozenset[str] = frozenset(INSPECT)  # host categories decrypted so uploads and posts are read
+    refuse: frozenset[str] = frozenset()  # closed host categories refused at CONNECT / ClientHello
     outgoing: OutgoingRule = field(default_factory=OutgoingRule)
     school_id: str = DEFAULT_SCHOOL  # [school] id: the slug a board's shared store keeps this school's data under
 
@@ -211,7 +216,8 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
                                        "and '-', not at either end (like \"regenboog\" or \"rgo-noord\")")
 
     filt = r.table(data, "filter", (), ("threshold", "search_categories", "alert_categories",
-                                        "never_open", "safesearch", "passthrough"))
+                                        "never_open", "safesearch", "passthrough", "inspect",
+                                        "refuse"))
     threshold = r.get(filt, "threshold", int, 100, ("filter",))
     if threshold <= 0:
         raise r.fail(("filter", "threshold"), "threshold must be a positive number")
@@ -320,5 +326,7 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
         default_group=default_group, allow_hosts=tuple(allow_hosts), source=source, **retention,
         identity=identity, accounts=accounts, passthrough=r.get(filt, "passthrough", bool, False, ("filter",)),
         school_id=school_id,
+        inspect=r.names(filt, "inspect", HOST_CATEGORIES, list(INSPECT), ("filter",)),
+        refuse=r.names(filt, "refuse", HOST_CATEGORIES, [], ("filter",)),
     )
 

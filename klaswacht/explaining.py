@@ -65,7 +65,9 @@ def explain(text: str, context: Context, search_host: str) -> str:
             scores = ", ".join(f"{c} {s}" for c, s in sorted(match.scores.items()))
             out.append(f"Scores:  {scores}; context {match.context:+d}; threshold {policy.threshold}")
     choice = interception(facts.host, context)
-    if policy.passthrough:
+    if choice.choice == "refuse":
+        tls = "refused at the handshake (CONNECT answered 403, a ClientHello closed), never decrypted"
+    elif policy.passthrough:
         tls = "decrypted" if choice.decrypt else "passed through undecrypted"
     else:
         tls = ("decrypted (passthrough is off in this policy; with it on: "

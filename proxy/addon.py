@@ -14,7 +14,9 @@ most five of a client in ten minutes per worker (more are thanked for, and count
 It also watches the policy file, the accounts file and the list folders, and reloads them whole when
 they change (a bad change is refused with file:line:reason and the version in force stays), and, when
 the policy's `[filter] passthrough` is on, leaves TLS connections undecrypted that no rule needs to
-look into (`tls_clienthello`).
+look into (`tls_clienthello`), decrypting only the categories the policy inspects (`[filter] inspect`), and
+refuses connections to hosts of the categories in `[filter] refuse` that are blocked (a DoH resolver, a VPN)
+at the CONNECT request (403) or the ClientHello (closed), without decrypting anything.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mitmproxy import connection, ctx, exceptions, http, tls
+from mitmproxy.proxy import server_hooks
 from mitmproxy.utils.htpasswd import HtpasswdFile
 
 from filters.decide import Context, Facts, Verdict, decide
@@ -87,6 +90,26 @@ REPORT_CLIENTS = 10_000
 # A report or request is posted by the block page to its own host (same-origin), or sent by hand ("none": typed,
 # a bookmark); a client without the header is no browser. Any other value: another website's page posted it.
 _OWN_PAGE = frozenset({"same-origin", "none"})
+# A refused connection (`[filter] refuse`) is recorded once per client and host in this many seconds, for at most
+# REFUSAL_PAIRS pairs: a device retries its resolver or tunnel endlessly.
+REFUSAL_WINDOW = 600.0
+REFUSAL_PAIRS = 10_000
+# Client addresses whose subnet group is remembered (a school's devices; past it the memory starts afresh).
+SUBNET_GROUPS = 65_536
+# The answer to a refused CONNECT (no browser shows it; curl and logs do), and the error of a refused ClientHello.
+REFUSED_CONNECT = "klaswacht: niet toegestaan op het schoolnetwerk / not allowed on the school network\n"
+REFUSED_TLS = "refused by klaswacht ([filter] refuse)"
+
+
+@dataclass(frozen=True, slots=True)
+class Chosen:
+    """The interception choice for one connection, with who asked (to record a refusal)."""
+
+    host: str  # clean_host of the CONNECT target or the server name
+    interception: Interception
+    address: str
+    pupil: str | None
+    group: str
 
 
 class Refused(Exception):
@@ -228,8 +251,14 @@ class Klaswacht:
         self.fake_clock: tuple[datetime, float] | None = None
         self._watched: dict[str, tuple[int, int]] = {}
         self._watcher: asyncio.Task[None] | None = None
-        # The CONNECT decision per client connection, for a ClientHello without a server name.
-        self._tunnels: weakref.WeakKeyDictionary[connection.Client, Interception] = weakref.WeakKeyDictionary()
+        # The CONNECT decision per client connection, for the ClientHello that follows (taken out by it).
+        self._tunnels: weakref.WeakKeyDictionary[connection.Client, Chosen] = weakref.WeakKeyDictionary()
+        # Client connections whose ClientHello was refused: no server connection is made for them.
+        self._refused_clients: weakref.WeakSet[connection.Client] = weakref.WeakSet()
+        # Client address -> group by the policy's subnets (bounded: cleared past SUBNET_GROUPS and on a reload).
+        self._subnet_groups: dict[str, str] = {}
+        # Refusals recorded lately, per client and host (the metrics count every one).
+        self._refusals = RecentReports(1, REFUSAL_WINDOW, REFUSAL_PAIRS)
         # Hosts already noted for IT's dry run on the local day `_seen_day` (bounded; cleared when the day changes).
         self._seen_day: date | None = None
         self._seen_hosts: set[str] = set()
@@ -300,6 +329,7 @@ class Klaswacht:
             # set again on every reload so that a changed accounts file is read.
             ctx.options.update(proxyauth=loaded.proxyauth)
         self.policy, self.lists, self.zone = loaded.policy, loaded.lists, loaded.zone
+        self._subnet_groups = {}  # the groups' subnets may have changed
         self.metrics.reloads.labels("ok").inc()
         self.metrics.config_version(loaded.version)
 
@@ -400,34 +430,81 @@ class Klaswacht:
     def error(self, flow: http.HTTPFlow) -> None:
         self.metrics.observe_decision(flow.metadata)
 
-    # --- selective interception: decrypt only what a rule needs to look into
+    # --- selective interception: decrypt only what a rule needs to look into; refuse what needs no block page
 
-    def _interception(self, host: str, client: connection.Client) -> Interception | None:
-        """The per-host choice, or None when the policy decrypts everything ([filter] passthrough off)."""
-        if self.policy is None or self.lists is None or not self.policy.passthrough:
+    def _choose(self, host: str, client: connection.Client) -> Chosen | None:
+        """The per-host choice; None when there is nothing to choose (passthrough off, and the host in no
+        category the policy refuses: every connection is decrypted, as mitmproxy does by itself)."""
+        policy, lists = self.policy, self.lists
+        if policy is None or lists is None:
             return None
-        context, _, _ = self._context(_address_of(client), _login_of(client))
-        return interception(host, context)
+        if not policy.passthrough and (not policy.refuse or lists.hosts.category(host) not in policy.refuse):
+            return None
+        address = _address_of(client)
+        context, pupil, group = self._context(address, _login_of(client))
+        return Chosen(clean_host(host), interception(host, context), address, pupil, group)
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        choice = self._interception(flow.request.host, flow.client_conn)
-        if choice is not None:
-            flow.metadata["klaswacht_interception"] = choice
-            self._tunnels[flow.client_conn] = choice
+        with self.metrics.deciding(flow.metadata):
+            chosen = self._choose(flow.request.host, flow.client_conn)
+            if chosen is None:
+                return
+            flow.metadata["klaswacht_interception"] = chosen.interception
+            if chosen.interception.choice == "refuse":
+                # Answered here: no tunnel, nothing sent upstream (connection_strategy lazy), no TLS to decrypt.
+                self._refuse(chosen)
+                flow.response = http.Response.make(403, REFUSED_CONNECT, {"Content-Type": "text/plain; charset=utf-8"})
+            else:
+                self._tunnels[flow.client_conn] = chosen  # the ClientHello that follows reuses it
+        if flow.response:
+            self.metrics.observe_decision(flow.metadata)
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         client = data.context.client
-        host = data.client_hello.sni
-        choice = self._interception(host, client) if host else self._tunnels.get(client)
-        if choice is None:
+        sni = data.client_hello.sni
+        tunnel = self._tunnels.pop(client, None)
+        if tunnel is not None and (not sni or clean_host(sni) == tunnel.host):
+            chosen: Chosen | None = tunnel  # the CONNECT's choice for the same host: not worked out again
+        else:
+            chosen = self._choose(sni, client) if sni else None
+        if chosen is None or self.policy is None:
             return
-        if not choice.decrypt:
+        choice = chosen.interception.choice
+        if choice == "refuse":
+            # Not decrypted, and every server connection of this client is killed before it is made (in
+            # `server_connect`: the server itself, or a parent proxy's tunnel), so mitmproxy closes the pupil's
+            # connection and nothing leaves.
             data.ignore_connection = True
-            if host:  # never seen again in a request: noted here for the dry run
-                self._note_host(host)
-        self.metrics.interceptions.labels("decrypt" if choice.decrypt else "passthrough").inc()
+            self._refused_clients.add(client)
+            self._refuse(chosen)
+            return
+        if not self.policy.passthrough:
+            return
+        if choice == "passthrough":
+            data.ignore_connection = True
+            self._note_host(chosen.host)  # never seen again in a request: noted here for the dry run
+        self.metrics.interceptions.labels(choice).inc()
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        if data.client in self._refused_clients:
+            data.server.error = REFUSED_TLS
+
+    def _refuse(self, chosen: Chosen) -> None:
+        """Count and record a refusal like a block (rule, category, host: nothing of the content, which was
+        never seen); one event per client and host in REFUSAL_WINDOW (devices retry a resolver all the time)."""
+        verdict = chosen.interception.verdict
+        if verdict is None:
+            return
+        self.metrics.refused(verdict.category)
+        self.metrics.verdict(verdict.action, verdict.rule, verdict.category)
+        if self.store is None:
+            return
+        who = chosen.pupil or self.store.client_for(chosen.address)
+        if self._refusals.allow(f"{who} {chosen.host}", self.monotonic()):
+            self.store.record(Event(verdict.action, verdict.rule, verdict.category, chosen.host, verdict.terms, who,
+                                    chosen.group))
 
     # --- the work
 
@@ -470,15 +547,26 @@ class Klaswacht:
         return pupil, group
 
     def _subnet_group(self, address: str) -> str:
+        """The group whose subnet holds `address`, else the default; remembered per address until the policy is
+        reloaded (parsing the address and walking the subnets was the dearest step of a connection's choice)."""
         assert self.policy is not None
+        group = self._subnet_groups.get(address)
+        if group is None:
+            if len(self._subnet_groups) >= SUBNET_GROUPS:
+                self._subnet_groups.clear()
+            group = self._subnet_groups[address] = self._find_subnet_group(self.policy, address)
+        return group
+
+    @staticmethod
+    def _find_subnet_group(policy: Policy, address: str) -> str:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
-            return self.policy.default_group
-        for g in self.policy.groups:
+            return policy.default_group
+        for g in policy.groups:
             if any(ip in net for net in g.subnets):
                 return g.name
-        return self.policy.default_group
+        return policy.default_group
 
     def now(self) -> datetime:
         """The timetable's clock: the real one, or the fake clock of a test running on from its start."""

@@ -37,6 +37,8 @@ _CATEGORY_TEXT = {
     "gambling": ("Gokken is niet voor kinderen.", "Gambling is not for children."),
     "vpn": ("Om het filter heen werken kan niet op school.", "Getting round the filter is not possible at school."),
     "doh": ("Deze dienst werkt niet op het schoolnetwerk.", "This service does not work on the school network."),
+    "filesharing": ("Foto's en bestanden delen met anderen doen we nu niet.",
+                    "We don't share photos and files with others right now."),
 }
 _RULE_TEXT = {
     "search-words": ("Op deze woorden zoeken we niet op school.", "We don't search for these words at school."),

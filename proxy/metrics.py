@@ -48,6 +48,12 @@ class ProxyMetrics:
                                      ("choice",), registry=registry)
         for choice in ("decrypt", "passthrough"):
             self.interceptions.labels(choice)
+        # [filter] refuse: connections refused at the CONNECT request (403) or the TLS ClientHello (closed).
+        self.refusals = Counter("klaswacht_refused_connections",
+                                "Connections refused at the CONNECT request or the TLS ClientHello, by host category",
+                                ("category",), registry=registry)
+        for category in HOST_CATEGORIES:
+            self.refusals.labels(category)
         self._known = {*CATEGORIES, *HOST_CATEGORIES, ALLOW}
         # The version of the policy and local lists in force (klaswacht/configversion.py): one series at a time.
         self.config = Gauge("klaswacht_config_info", "The version of the policy and local lists in force (1)",
@@ -63,6 +69,9 @@ class ProxyMetrics:
         self.verdicts.labels(action if action in ACTIONS else "other", rule if rule in RULES else "other",
                              category if category in self._known else ("none" if category is None else "other")
                              ).inc()
+
+    def refused(self, category: str | None) -> None:
+        self.refusals.labels(category if category in HOST_CATEGORIES else "other").inc()
 
     @contextmanager
     def deciding(self, metadata: dict[str, object]) -> Iterator[None]:

@@ -16,6 +16,8 @@ bounded:
   has seen the request headers by then: streaming starts with them, mitmproxy cannot hold them back.
   Personal information and threats are not looked for in a streamed body (no message is 1 MB).
 
+Response bodies are never read: they are streamed (`responseheaders`).
+
 Events: blocks and alerts go to the store with the pupil's pseudonymous id and a severity ("severe"
 for threats, sexting and self-harm: care staff too); the terms are wordlist entries and kinds
 ("telefoonnummer", "foto"), never the message or the personal data itself.
@@ -134,6 +136,13 @@ class OutgoingContent:
             facts = Outgoing(flow.request.pretty_host, upload_in_body(content_type, body), find_personal(fields),
                              "\n".join(text for _, text in fields))
             self._act(flow, identity, context, facts)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        # No rule reads a response body: every answer is streamed to the pupil as it comes (no buffering of up to
+        # stream_large_bodies per response), except the answer to an upload blanked on its way, which `response`
+        # replaces with the block page (a streamed answer would have reached the pupil before that hook).
+        if flow.response is not None and not isinstance(flow.metadata.get(_BLANKED), Verdict):
+            flow.response.stream = True
 
     def response(self, flow: http.HTTPFlow) -> None:
         verdict = flow.metadata.get(_BLANKED)

@@ -22,6 +22,7 @@ from klaswacht.loading import DEFAULT_POLICY
 from klaswacht.store import default_database_url
 from klaswacht.store.metrics import StoreCollector
 from proxy.addon import Klaswacht
+from proxy.altsvc import NoQuicHints
 from proxy.metrics import ProxyMetrics
 from proxy.outgoing import OutgoingContent
 
@@ -85,6 +86,27 @@ def _modes(args: argparse.Namespace) -> list[str]:
     return [f"upstream:{args.upstream}"] if args.upstream else ["regular"]
 
 
+def proxy_options(args: argparse.Namespace) -> dict[str, object]:
+    """The mitmproxy and klaswacht options of one proxy process."""
+    return dict(
+        klaswacht_policy=args.policy, klaswacht_lists=args.lists, klaswacht_period=args.period,
+        klaswacht_data_dir=str(Path(args.data_dir)), klaswacht_database=args.database or "",
+        klaswacht_fake_clock=args.fake_clock, klaswacht_setup_host=args.setup_host,
+        klaswacht_pac_proxy=args.pac_proxy,
+        # No connection to a server before the request is judged: a blocked host is never contacted.
+        connection_strategy="lazy",
+        # A request body is held (for the outgoing rules) up to 1 MB, larger ones are streamed and sniffed;
+        # response bodies are always streamed (OutgoingContent.responseheaders): no rule reads them.
+        stream_large_bodies="1m",
+        # HTTP/2: mitmproxy's keep-alive PINGs count as activity, so an idle decrypted connection would never
+        # reach tcp_timeout (600 s) and would hold its TLS and HTTP/2 state for as long as the device keeps it.
+        # Without them, idle connections are closed after tcp_timeout; the device simply opens a new one.
+        http2_ping_keepalive=0,
+        termlog_verbosity="warn",
+        mode=_modes(args),
+    )
+
+
 async def serve(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir)
     (data_dir / "ca").mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -92,24 +114,15 @@ async def serve(args: argparse.Namespace) -> int:
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
     registry = CollectorRegistry()
     addon = Klaswacht(ProxyMetrics(registry))
-    # The order is the wiring: Klaswacht decides on the request first, OutgoingContent then reads what is sent.
-    master.addons.add(addon, OutgoingContent(addon), Ready(registry, args.metrics_host, args.metrics_port, addon))
+    # The order is the wiring: Klaswacht decides on the request first, OutgoingContent then reads what is sent;
+    # NoQuicHints keeps browsers from trying HTTP/3 round the proxy.
+    master.addons.add(addon, OutgoingContent(addon), NoQuicHints(),
+                      Ready(registry, args.metrics_host, args.metrics_port, addon))
     if args.mode == "transparent" and args.upstream:
         print("klaswacht proxy: --upstream cannot be combined with transparent mode", file=sys.stderr)
         return 2
     try:
-        opts.update(
-            klaswacht_policy=args.policy, klaswacht_lists=args.lists, klaswacht_period=args.period,
-            klaswacht_data_dir=str(data_dir), klaswacht_database=args.database or "",
-            klaswacht_fake_clock=args.fake_clock, klaswacht_setup_host=args.setup_host,
-            klaswacht_pac_proxy=args.pac_proxy,
-            # No connection to a server before the request is judged: a blocked host is never contacted.
-            connection_strategy="lazy",
-            # Bodies a rule does not need are streamed, not held in memory.
-            stream_large_bodies="1m",
-            termlog_verbosity="warn",
-            mode=_modes(args),
-        )
+        opts.update(**proxy_options(args))
     except exceptions.OptionsError as e:
         print(f"klaswacht proxy: {e}", file=sys.stderr)
         return 2

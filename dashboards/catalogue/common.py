@@ -62,5 +62,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "category.gambling": ("gokken", "gambling"),
     "category.vpn": ("vpn en omleidingen", "VPNs and redirectors"),
     "category.doh": ("versleutelde DNS", "encrypted DNS"),
+    "category.filesharing": ("foto's en bestanden delen", "photo and file sharing"),
     "common.device": ("apparaat {id}", "device {id}"),
 }

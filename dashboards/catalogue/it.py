@@ -37,6 +37,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "it.policy.identity.address": ("apparaat of subnet (rooster)", "device or subnet (roster)"),
     "it.policy.identity.proxyauth": ("inlog per leerling op de proxy", "a proxy login per pupil"),
     "it.policy.passthrough": ("Niet ontsleutelen wat geen regel nodig heeft", "Leave undecrypted what no rule needs"),
+    "it.policy.inspect": ("Ontsleuteld om te lezen wat er verstuurd wordt", "Decrypted to read what is sent"),
+    "it.policy.refuse": ("Geweigerd bij het opzetten van de verbinding", "Refused at the handshake"),
     "it.policy.allow_hosts": ("Schoolsites in het beleid (altijd open)", "School sites in the policy (always open)"),
     "it.periods.heading": ("Periodes", "Periods"),
     "it.periods.caption": ("Wat er per periode dicht is", "What is closed in each period"),

@@ -93,6 +93,10 @@ def test_overview_shows_policy_periods_retention_lists_and_links(client: TestCli
     assert "policies/primary.toml" in page and "basisschool" in page
     assert re.search(r"<th scope=\"row\">les</th>.*?chat", page, re.S)
     assert "Gebeurtenissen en meldingen: 28 dagen. Auditlog: 365 dagen" in page
+    # the interception settings of the shipped policy: what is decrypted to read uploads, what is refused
+    assert re.search(r"Ontsleuteld om te lezen wat er verstuurd wordt</th><td>chat, filesharing, social, webmail<",
+                     page)
+    assert re.search(r"Geweigerd bij het opzetten van de verbinding</th><td>doh, vpn<", page)
     rows = dict(re.findall(r"<code>([^<]+)</code></th>.*?data-label=\"Regels\">(\d+)</td>", page, re.S))
     assert rows[str(lists / "nl/coarse.txt")] == "2"
     assert rows[str(lists / "hosts/social.txt")] == "2"

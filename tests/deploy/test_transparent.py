@@ -3,7 +3,7 @@
 Three network namespaces stand for a school: a pupil's device (10.77.1.2, and a staff address 10.77.1.200 in
 the bypass range on the same link), the gateway (10.77.1.1 on the pupils' side, 10.77.2.1 on the other) that
 runs klaswacht with the ruleset loaded, and an upstream web server (10.77.2.2) that records every request.
-Only HTTP is driven here; HTTPS in transparent mode (interception by SNI) is not covered by this test.
+HTTP is driven, and HTTPS by its server name (SNI): an ordinary host passed through, a DoH resolver refused.
 
 Needs root and a kernel that allows network namespaces (skips otherwise); `ip` (iproute2) and `nft` (nftables)
 must be installed (`.ci/run` installs nftables), or the test fails naming the package.
@@ -64,6 +64,19 @@ def echo(port):
         s.sendto(data, peer)
 for port in (443, 4433):  # an echo on 443 too: a refusal can only come from the gateway's rule
     threading.Thread(target=echo, args=(port,), daemon=True).start()
+def tls_port():
+    # TCP 443: notes each connection and its first byte (0x16: a ClientHello that was not decrypted), then closes.
+    s = socket.create_server(("10.77.2.2", 443))
+    while True:
+        conn, peer = s.accept()
+        conn.settimeout(5)
+        try:
+            first = conn.recv(1)
+        except OSError:
+            first = b""
+        note({"kind": "tls", "client": peer[0], "first": first.hex()})
+        conn.close()
+threading.Thread(target=tls_port, daemon=True).start()
 server = ThreadingHTTPServer(("10.77.2.2", 80), Handler)
 print("ready", flush=True)
 server.serve_forever()
@@ -76,6 +89,17 @@ conn = http.client.HTTPConnection("10.77.2.2", 80, timeout=15, source_address=(s
 conn.request("GET", "/", headers={"Host": host})
 response = conn.getresponse()
 print(json.dumps({"status": response.status, "body": response.read().decode("utf-8", "replace")}))
+"""
+
+TLS_CLIENT = r"""
+import socket, ssl, sys
+source, name = sys.argv[1], sys.argv[2]
+sock = socket.create_connection(("10.77.2.2", 443), timeout=10, source_address=(source, 0))
+try:
+    with ssl.create_default_context().wrap_socket(sock, server_hostname=name) as tls:
+        print("handshake")
+except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as e:
+    print("closed")
 """
 
 UDP_CLIENT = r"""
@@ -303,7 +327,18 @@ def test_transparent_gateway_filters_pupils_and_lets_staff_through(school: Schoo
     assert s.python("pupil", UDP_CLIENT, "4433") == "echo"
     assert not [r for r in s.seen() if r["kind"] == "udp" and r["port"] == 443]
 
-    # Stopped cleanly, the block is in the store with the pupil's device, not the gateway.
+    # HTTPS, chosen at the ClientHello by its server name (the shipped policy: passthrough, refuse doh and vpn).
+    # An ordinary host: passed through undecrypted, the upstream gets the pupil's own ClientHello.
+    assert s.python("pupil", TLS_CLIENT, "10.77.1.2", "www.speelgoedwinkel.nl") == "closed"  # upstream: no TLS
+    assert until(lambda: [r["first"] for r in s.seen() if r["kind"] == "tls"] == ["16"])
+    assert float(s.python("gw", METRIC, lines["metrics"],
+                          'klaswacht_tls_connections_total{choice="passthrough"}')) == 1
+    # A DoH resolver's name: refused at the ClientHello, the connection closed, the upstream never contacted.
+    assert s.python("pupil", TLS_CLIENT, "10.77.1.2", "dns.google") == "closed"
+    assert float(s.python("gw", METRIC, lines["metrics"], 'klaswacht_refused_connections_total{category="doh"}')) == 1
+    assert len([r for r in s.seen() if r["kind"] == "tls"]) == 1
+
+    # Stopped cleanly, the blocks are in the store with the pupil's device, not the gateway.
     os.killpg(run.pid, signal.SIGTERM)
     _, stderr = run.communicate(timeout=60)
     assert run.returncode == 0, stderr
@@ -311,5 +346,5 @@ def test_transparent_gateway_filters_pupils_and_lets_staff_through(school: Schoo
                             timeout=30)
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(e["action"], e["host"]) for e in events] == [("block", "www.tiktok.com")]
-    assert events[0]["client"] == Pseudonyms(load_secret(data / "secret.key")).device("10.77.1.2")
+    assert [(e["action"], e["host"]) for e in events] == [("block", "www.tiktok.com"), ("block", "dns.google")]
+    assert {e["client"] for e in events} == {Pseudonyms(load_secret(data / "secret.key")).device("10.77.1.2")}

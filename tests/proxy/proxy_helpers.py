@@ -183,6 +183,16 @@ def fetch(proxy: str, url: str, data: bytes | None = None,
         return e.code, e.read().decode("utf-8", "replace")
 
 
+def fetch_headers(proxy: str, url: str, name: str = "Alt-Svc") -> tuple[int, list[str]]:
+    """A GET through the proxy: (status, every value of the response header `name`)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy, "https": proxy}))
+    try:
+        with opener.open(url, timeout=20) as response:
+            return response.status, response.headers.get_all(name) or []
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get_all(name) or []
+
+
 def fetch_from(proxy: str, url: str, source: str = "127.0.0.1", headers: dict[str, str] | None = None,
                data: bytes | None = None) -> tuple[int, str]:
     """An HTTP request through the proxy from a chosen loopback source address (127.0.0.2, ...): (status, body)."""
