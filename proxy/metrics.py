@@ -25,8 +25,14 @@ DECISION_TIME = "klaswacht_decision_time"  # flow.metadata key: seconds spent de
 
 
 class ProxyMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    """`worker` is the worker's number in `klaswacht run --workers N` (0 to N-1): the one label that tells workers
+    apart, on the connections each accepted (how evenly the kernel spreads them); every other series is summed
+    over the workers by the metrics endpoint."""
+
+    def __init__(self, registry: CollectorRegistry, worker: int = 0) -> None:
         self.registry = registry
+        self.connections = Counter("klaswacht_worker_connections", "Client connections accepted, by proxy worker",
+                                   ("worker",), registry=registry).labels(str(worker))
         self.requests = Counter("klaswacht_requests", "HTTP requests seen by the filter", registry=registry)
         self.verdicts = Counter("klaswacht_verdicts", "Verdicts by action, rule and category",
                                 ("action", "rule", "category"), registry=registry)
