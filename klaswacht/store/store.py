@@ -58,8 +58,10 @@ _INSERT_ALERT = ("INSERT INTO alerts (id, time, client, group_name, severity, st
                  "ON CONFLICT (id) DO NOTHING")
 _COUNT_SEARCH = ("INSERT INTO search_counts (day, group_name, engine, count) VALUES (?, ?, ?, ?) "
                  "ON CONFLICT (day, group_name, engine) DO UPDATE SET count = search_counts.count + excluded.count")
-_COUNT_SEEN = ("INSERT INTO {0} (day, {1}, count) VALUES (?, ?, ?) "
-               "ON CONFLICT (day, {1}) DO UPDATE SET count = {0}.count + excluded.count")
+_COUNT_SEEN = ("INSERT INTO seen_searches (day, query, count) VALUES (?, ?, ?) "
+               "ON CONFLICT (day, query) DO UPDATE SET count = seen_searches.count + excluded.count")
+# A host counts once a day, however many proxy workers (or restarts of one) noted it: its count is its days.
+_NOTE_HOST = "INSERT INTO seen_hosts (day, host, count) VALUES (?, ?, 1) ON CONFLICT (day, host) DO NOTHING"
 _INSERT_AUDIT = "INSERT INTO audit (id, time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)"
 _PAGE = 1000
 
@@ -237,8 +239,8 @@ class Store(StaffViews):
         rows: list[tuple[Any, ...]] = []
         alerts: list[Params] = []
         searches: Counter[tuple[str, str, str]] = Counter()
-        seen: dict[tuple[str, str], Counter[tuple[str, str]]] = {("seen_searches", "query"): Counter(),
-                                                                  ("seen_hosts", "host"): Counter()}
+        seen_searches: Counter[tuple[str, str]] = Counter()
+        seen_hosts: set[tuple[str, str]] = set()
         malformed: list[str] = []
         for event_id, event in items:
             try:
@@ -247,10 +249,10 @@ class Store(StaffViews):
                     searches[day, str(event.group or ""), _host_only(event.host) or ""] += 1
                     continue
                 if event.action == SEEN_SEARCH and event.text:
-                    seen["seen_searches", "query"][iso(event.time)[:10], str(event.text)[:200]] += 1
+                    seen_searches[iso(event.time)[:10], str(event.text)[:200]] += 1
                     continue
                 if event.action == SEEN_HOST and event.host:
-                    seen["seen_hosts", "host"][iso(event.time)[:10], _host_only(event.host) or ""] += 1
+                    seen_hosts.add((iso(event.time)[:10], _host_only(event.host) or ""))
                     continue
                 row = _event_row(event_id, event)
             except (TypeError, ValueError, AttributeError) as e:  # not an Event the store can keep
@@ -267,9 +269,10 @@ class Store(StaffViews):
                 await tx.executemany(_INSERT_ALERT, alerts)
             if searches:
                 await tx.executemany(_COUNT_SEARCH, [(*key, n) for key, n in searches.items()])
-            for (table, column), counts in seen.items():
-                if counts:
-                    await tx.executemany(_COUNT_SEEN.format(table, column), [(*key, n) for key, n in counts.items()])
+            if seen_searches:
+                await tx.executemany(_COUNT_SEEN, [(*key, n) for key, n in seen_searches.items()])
+            if seen_hosts:
+                await tx.executemany(_NOTE_HOST, sorted(seen_hosts))
         if self.db.moved():
             # Replaced while we wrote: the batch may have gone into the old file. The ids make a rewrite safe.
             raise StoreUnavailable("gone", "the database file was replaced during a write")
@@ -347,6 +350,32 @@ class Store(StaffViews):
                 log.exception("store: unexpected error in the writer; events wait")
                 ok = False
             delay = 0.0 if ok else min(max(2 * delay, 0.05), self.max_backoff)
+
+    async def record_limited(self, event: Event, actions: Iterable[str], limit: int, since: datetime) -> bool:
+        """Write `event` at once, unless its client has `limit` events of `actions` since `since`: True if written.
+
+        The count and the write are one transaction, so the processes that share the database (the workers of
+        `klaswacht run --workers N`) keep one limit. On SQLite it is exact (BEGIN IMMEDIATE runs the transactions
+        of all processes one at a time); on PostgreSQL two posts of one client in the same instant could both
+        pass. Raises StoreError (StoreUnavailable when it may pass) if the database does not take it: the
+        caller then keeps the event with `record`, as any other.
+        """
+        kinds = sorted(set(actions))
+        row = _event_row(_new_id(), event)
+        await self._ensure_db()
+        async with self.db.transaction() as tx:
+            found = await tx.fetchall(
+                f"SELECT COUNT(*) AS n FROM events WHERE client = ? AND action IN ({', '.join('?' * len(kinds))}) "
+                "AND time > ?", (row[7], *kinds, iso(since)))
+            if int(found[0]["n"]) >= limit:
+                return False
+            await tx.execute(_INSERT_EVENT, row)
+            if event.severity is not None:
+                await tx.execute(_INSERT_ALERT, (row[0], row[1], row[7], row[8], row[9]))
+        if self.db.moved():  # written into a file that was replaced meanwhile: let the caller keep it
+            raise StoreUnavailable("gone", "the database file was replaced during a write")
+        self.counters["written"] += 1
+        return True
 
     async def flush(self, timeout: float = 10.0) -> bool:
         """Wait until queued and spilled events are in the database; False if `timeout` passed first."""
