@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from proxy_helpers import KLASWACHT, Running, fetch, metric, start, stopped_after, until
+from proxy_helpers import KLASWACHT, Running, fetch, fetch_from, metric, start, stopped_after, until
 
 from proxy.reuseport import ReusePortLoop
 
@@ -75,6 +75,22 @@ def test_new_connections_are_spread_over_both_workers_and_the_counters_sum_them(
     assert metric(two, verdict) == before[1] + 200
     assert metric(two, "klaswacht_decision_seconds_count") == before[2] + 200
     assert metric(two, "klaswacht_decision_seconds_bucket{le=\"+Inf\"}") == before[2] + 200
+
+
+def test_the_limit_on_reports_holds_across_workers(two: Running) -> None:
+    """Twenty reports from one device, spread over both workers: five recorded (the limit is counted in the shared
+    database), fifteen thanked and counted as dropped."""
+    before = (connections(two), metric(two, 'klaswacht_reports_dropped_total{reason="limit"}'))
+    for _ in range(20):
+        status, page = fetch_from(two.proxy, "http://www.school-test.nl/.klaswacht/meld", "127.0.0.31",
+                                  data=b"kind=report")
+        assert status == 200 and "Dank je wel!" in page
+    assert all(after > b for after, b in zip(connections(two), before[0], strict=True))
+    assert metric(two, 'klaswacht_reports_dropped_total{reason="limit"}') == before[1] + 15
+    result = subprocess.run([KLASWACHT, "events", "--data-dir", str(two.data_dir)], capture_output=True, text=True,
+                            timeout=30, check=True)
+    reports = [e for e in map(json.loads, result.stdout.splitlines()) if e["host"] == "www.school-test.nl"]
+    assert len(reports) == 5 and {e["action"] for e in reports} == {"report"}
 
 
 def test_a_killed_worker_is_started_again_while_the_other_serves(two: Running) -> None:
