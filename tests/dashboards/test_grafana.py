@@ -72,7 +72,7 @@ def test_labels_stay_bounded(dashboard: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def served_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
     """Sample names on /metrics of a real `klaswacht run`, after one blocked and one allowed request."""
-    running: Running = start(tmp_path_factory.mktemp("grafana"), "--period", "lesson", "--workers", "1")
+    running: Running = start(tmp_path_factory.mktemp("grafana"), "--period", "lesson")
     try:
         status, _ = fetch(running.proxy, "http://www.google.com/search?q=kankerjuf")
         assert status == 403
