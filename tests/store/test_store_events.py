@@ -9,8 +9,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 from store_helpers import count_rows, event, make_store, query
 
-from klaswacht.store import Event, Store
-from klaswacht.store.metrics import StoreCollector
+from klaswacht.store import Event, Store, StoreUnavailable
+from klaswacht.store.metrics import StoreCollector, StoreMetrics
 from klaswacht.store.model import now_utc
 
 
@@ -148,6 +148,35 @@ def test_store_collector_exposes_counters_and_queue_depth(data_dir: Path) -> Non
             assert registry.get_sample_value("klaswacht_store_events_total", {"state": "written"}) == 5
             assert registry.get_sample_value("klaswacht_store_events_total", {"state": "replayed"}) == 2
             assert registry.get_sample_value("klaswacht_store_queue_depth") == 0
+
+    asyncio.run(main())
+
+
+def test_store_metrics_copy_the_counters_as_they_grow(data_dir: Path) -> None:
+    """StoreMetrics (a proxy worker's, summed across workers in multiprocess mode) adds what the store's counters
+    grew by since its last update, never twice, and mirrors the queue depth and availability."""
+
+    async def main() -> None:
+        store = make_store(data_dir, queue_bound=3)
+        registry = CollectorRegistry()
+        metrics = StoreMetrics(registry)
+        for n in range(5):
+            store.record(event(n))
+        metrics.update(store)
+        metrics.update(store)
+        assert registry.get_sample_value("klaswacht_store_events_total", {"state": "queued"}) == 3
+        assert registry.get_sample_value("klaswacht_store_events_total", {"state": "spilled"}) == 2
+        assert registry.get_sample_value("klaswacht_store_queue_depth") == 3
+        assert registry.get_sample_value("klaswacht_store_available") == 1
+        async with store:
+            assert await store.flush()
+            metrics.update(store)
+        assert registry.get_sample_value("klaswacht_store_events_total", {"state": "written"}) == 5
+        assert registry.get_sample_value("klaswacht_store_events_total", {"state": "queued"}) == 3
+        assert registry.get_sample_value("klaswacht_store_queue_depth") == 0
+        store.unavailable = StoreUnavailable("busy", "test")
+        metrics.update(store)
+        assert registry.get_sample_value("klaswacht_store_available") == 0
 
     asyncio.run(main())
 
