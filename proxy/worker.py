@@ -35,7 +35,7 @@ CA_FILE = "mitmproxy-ca-cert.pem"
 # How often the store's counters are copied to the metrics files, and the supervisor is looked for (seconds).
 TICK = 1.0
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("proxy.worker")  # not __main__: the module runs with -m
 
 
 class Worker:
