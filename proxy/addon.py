@@ -8,10 +8,9 @@ waits on the database. Grants and bans come from the store's snapshot (refreshed
 For IT's dry run of a list change it records what pupils search for (the text, without pupil, device
 or group) and each host once a local day (each worker notes it; the store keeps one a day). Pupils'
 requests from the block page ("Ik heb dit nodig voor mijn opdracht") go to the store as events for the
-teacher, next to their reports: only when
-posted by the pupil's own page (not by another website's, as the browser's Sec-Fetch-Site tells), and at
-most five of a client in ten minutes, counted in the database so that the limit holds across the workers
-(more are thanked for, and counted, not recorded).
+teacher, next to their reports: only when posted by the pupil's own page (not by another website's, as
+the browser's Sec-Fetch-Site tells), and at most five of a client in ten minutes, counted in the database
+so that the limit holds across the workers (more are thanked for, and counted, not recorded).
 
 It also watches the policy file, the accounts file and the list folders, and reloads them whole when
 they change (a bad change is refused with file:line:reason and the version in force stays), and, when
