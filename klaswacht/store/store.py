@@ -354,16 +354,16 @@ class Store(StaffViews):
     async def record_limited(self, event: Event, actions: Iterable[str], limit: int, since: datetime) -> bool:
         """Write `event` at once, unless its client has `limit` events of `actions` since `since`: True if written.
 
-        The count and the write are one transaction, so the processes that share the database (the workers of
-        `klaswacht run --workers N`) keep one limit. On SQLite it is exact (BEGIN IMMEDIATE runs the transactions
-        of all processes one at a time); on PostgreSQL two posts of one client in the same instant could both
-        pass. Raises StoreError (StoreUnavailable when it may pass) if the database does not take it: the
-        caller then keeps the event with `record`, as any other.
+        The count and the write are one transaction, serialised per client (`lock_key`), so the processes that
+        share the database (the workers of `klaswacht run --workers N`, the gateways of a board on PostgreSQL)
+        keep one limit. Raises StoreError (StoreUnavailable when it may pass) if the database does not take it:
+        the caller then keeps the event with `record`, as any other.
         """
         kinds = sorted(set(actions))
         row = _event_row(_new_id(), event)
         await self._ensure_db()
         async with self.db.transaction() as tx:
+            await self.db.lock_key(tx, f"limit:{row[7]}")
             found = await tx.fetchall(
                 f"SELECT COUNT(*) AS n FROM events WHERE client = ? AND action IN ({', '.join('?' * len(kinds))}) "
                 "AND time > ?", (row[7], *kinds, iso(since)))

@@ -9,7 +9,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 from store_helpers import count_rows, event, make_store, query
 
-from klaswacht.store import Event, Store, StoreUnavailable
+from klaswacht.store import Event, StoreUnavailable
 from klaswacht.store.metrics import StoreCollector, StoreMetrics
 from klaswacht.store.model import now_utc
 
@@ -206,13 +206,13 @@ def test_record_limited_keeps_a_clients_reports_and_requests_within_the_limit(da
     assert count_rows(data_dir, "alerts") == 1 + 4  # the old report's, and one for each written now
 
 
-def test_record_limited_holds_one_limit_for_processes_sharing_a_sqlite_file(tmp_path: Path) -> None:
-    """Three stores on one SQLite file (as the workers of `klaswacht run --workers 3`), posting at once: exactly
-    five of one client's twelve reports are written (BEGIN IMMEDIATE runs the count-and-write one at a time)."""
+def test_record_limited_holds_one_limit_for_processes_sharing_the_database(data_dir: Path) -> None:
+    """Three stores on one database (as the workers of `klaswacht run --workers 3`, or a board's gateways on
+    PostgreSQL), posting at once: exactly five of one client's twelve reports are written."""
     since = now_utc() - timedelta(minutes=10)
 
     async def main() -> list[bool]:
-        stores = [await Store(tmp_path, busy_timeout=5.0).open() for _ in range(3)]
+        stores = [await make_store(data_dir, busy_timeout=5.0).open() for _ in range(3)]
         try:
             return list(await asyncio.gather(*(
                 stores[n % 3].record_limited(Event("report", "report", client="d-a"), ("report",), 5, since)
@@ -222,7 +222,7 @@ def test_record_limited_holds_one_limit_for_processes_sharing_a_sqlite_file(tmp_
                 await store.close()
 
     assert sorted(asyncio.run(main())) == [False] * 7 + [True] * 5
-    assert query(tmp_path, "SELECT COUNT(*) FROM events WHERE client = 'd-a'") == [(5,)]
+    assert query(data_dir, "SELECT COUNT(*) FROM events WHERE client = 'd-a'") == [(5,)]
 
 
 def test_a_host_counts_once_a_day_however_many_workers_noted_it(data_dir: Path) -> None:
