@@ -187,9 +187,10 @@ def test_stop_flushes_the_events_of_both_workers(tmp_path: Path) -> None:
     assert [(e["action"], e["host"]) for e in events] == [("block", "www.google.com")] * 60
 
 
-def test_workers_stop_on_their_own_when_run_is_killed(tmp_path: Path) -> None:
+def test_workers_stop_on_their_own_when_run_is_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`klaswacht run` killed outright (SIGKILL): its workers notice, flush their events and stop."""
-    running = start(tmp_path, "--period", "lesson", workers=2)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the metrics folder it cannot remove stays in the test's own
+    running = start(tmp_path / "data", "--period", "lesson", workers=2)
     workers = workers_of(running)
     dashboard = [pid for pid, _ in children(running, b"dashboards.serve")]
     assert len(workers) == 2 and len(dashboard) == 1
@@ -203,9 +204,10 @@ def test_workers_stop_on_their_own_when_run_is_killed(tmp_path: Path) -> None:
         for pid in dashboard:  # the dashboard has no such watch: not left behind by this test
             os.kill(pid, signal.SIGTERM)
         running.process.communicate(timeout=30)  # the pipes close once the children are gone
-    result = subprocess.run([KLASWACHT, "events", "--data-dir", str(tmp_path)], capture_output=True, text=True,
-                            timeout=30, check=True)
+    result = subprocess.run([KLASWACHT, "events", "--data-dir", str(tmp_path / "data")], capture_output=True,
+                            text=True, timeout=30, check=True)
     assert len(result.stdout.splitlines()) == 10
+    assert [p.name.startswith("klaswacht-metrics-") for p in tmp_path.iterdir() if p.name != "data"] == [True]
 
 
 def test_run_refuses_a_proxy_port_that_is_in_use(tmp_path: Path) -> None:
