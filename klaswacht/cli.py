@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the HTTPS reverse proxy in front of the dashboard, whose X-Forwarded-For is believed")
     p.add_argument("--secure-cookies", action="store_true",
                    help="mark the dashboard's session cookie Secure (staff reach it over HTTPS)")
-    p.add_argument("--workers", type=int, default=None, help="proxy processes (only 1 for now)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="proxy processes, all on the one proxy address (default: one per core)")
     # Testing only, so not in --help: the timetable's clock starts at this ISO 8601 instant and runs on.
     p.add_argument("--fake-clock", default="", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)

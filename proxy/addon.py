@@ -6,10 +6,11 @@ adds SafeSearch, or lets the request go. Events go to the store with an enqueue;
 waits on the database. Grants and bans come from the store's snapshot (refreshed about every second).
 
 For IT's dry run of a list change it records what pupils search for (the text, without pupil, device
-or group) and each host once a local day per worker. Pupils' requests from the block page ("Ik heb dit
-nodig voor mijn opdracht") go to the store as events for the teacher, next to their reports: only when
-posted by the pupil's own page (not by another website's, as the browser's Sec-Fetch-Site tells), and at
-most five of a client in ten minutes per worker (more are thanked for, and counted, not recorded).
+or group) and each host once a local day (each worker notes it; the store keeps one a day). Pupils'
+requests from the block page ("Ik heb dit nodig voor mijn opdracht") go to the store as events for the
+teacher, next to their reports: only when posted by the pupil's own page (not by another website's, as
+the browser's Sec-Fetch-Site tells), and at most five of a client in ten minutes, counted in the database
+so that the limit holds across the workers (more are thanked for, and counted, not recorded).
 
 It also watches the policy file, the accounts file and the list folders, and reloads them whole when
 they change (a bad change is refused with file:line:reason and the version in force stays), and, when
@@ -48,7 +49,7 @@ from filters.search import extract_search_query, find_engine
 from filters.timetable import local_time, period_at
 from klaswacht.configversion import config_version
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, fingerprint, load_lists, load_policy
-from klaswacht.store import Event, Store, gateway_school
+from klaswacht.store import Event, Store, StoreError, gateway_school
 from klaswacht.store.model import SEEN_HOST, SEEN_SEARCH, Snapshot
 from proxy.blockpage import (
     REPORT_PATH,
@@ -87,6 +88,7 @@ FORM_BYTES = 16 * 1024
 REPORTS_PER_CLIENT = 5
 REPORT_WINDOW = 600.0
 REPORT_CLIENTS = 10_000
+REPORTED = ("report", "request")  # the actions the limit counts
 # A report or request is posted by the block page to its own host (same-origin), or sent by hand ("none": typed,
 # a bookmark); a client without the header is no browser. Any other value: another website's page posted it.
 _OWN_PAGE = frozenset({"same-origin", "none"})
@@ -408,11 +410,11 @@ class Klaswacht:
                 return
             self._decide(flow, query)
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
         if flow.metadata.get("klaswacht_report"):
-            self._report(flow)
+            await self._report(flow)
             return
         if not flow.metadata.get("klaswacht_body_search"):
             return
@@ -667,14 +669,15 @@ class Klaswacht:
         self._seen_hosts.add(name)
         self.store.record(Event(SEEN_HOST, "none", host=name))
 
-    def _report(self, flow: http.HTTPFlow) -> None:
+    async def _report(self, flow: http.HTTPFlow) -> None:
         """The report page: GET shows it; POST files a report, or a request to open a block for an
         assignment, as an alert for the teacher. Answered before any decision: also in a break or a ban.
 
         A POST that another website's page sent (Sec-Fetch-Site cross-site or same-site) is answered 403 with a
         page that says it was not sent, and nothing is recorded. Of a client's reports and requests at most
         REPORTS_PER_CLIENT in REPORT_WINDOW seconds are recorded; past that the pupil is thanked all the same
-        (pressing twice is no fault) and only the metric counts it.
+        (pressing twice is no fault) and only the metric counts it. The limit is kept in the database, so that
+        it holds across the workers of `klaswacht run --workers N` (`_record_limited`).
         """
         status = 200
         if flow.request.method != "POST":
@@ -688,13 +691,11 @@ class Klaswacht:
             asking = form.get("kind") == ["request"]
             page = request_page() if asking else report_page(True)
             sender = self._sender(flow)
-            if sender is not None and not self._reports.allow(sender[0], self.monotonic()):
+            event = self._request_event(flow, form, sender) if asking else self._report_event(flow, form, sender)
+            if event is not None and not await self._record_limited(event):
                 self.metrics.reports_dropped.labels("limit").inc()
-            elif asking:
-                self._record_request(flow, form, sender)
-            else:
+            elif not asking:
                 self.metrics.reports.inc()
-                self._record_report(flow, form, sender)
         flow.response = http.Response.make(status, page, {
             "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
 
@@ -708,19 +709,37 @@ class Klaswacht:
         pupil, group = self._who(address, self.store.snapshot(), str(auth[0]) if auth else None)
         return pupil or self.store.client_for(address), group
 
-    def _record_report(self, flow: http.HTTPFlow, form: dict[str, list[str]], sender: tuple[str, str] | None) -> None:
+    def _report_event(self, flow: http.HTTPFlow, form: dict[str, list[str]],
+                      sender: tuple[str, str] | None) -> Event | None:
         if self.store is None or sender is None:
-            return
+            return None
         client, group = sender
         rule = report_rule(form)
-        self.store.record(Event("report", "report", None, flow.request.pretty_host, (rule,) if rule else (),
-                                client, group, "normal"))
+        return Event("report", "report", None, flow.request.pretty_host, (rule,) if rule else (), client, group,
+                     "normal")
 
-    def _record_request(self, flow: http.HTTPFlow, form: dict[str, list[str]],
-                        sender: tuple[str, str] | None) -> None:
+    def _request_event(self, flow: http.HTTPFlow, form: dict[str, list[str]],
+                       sender: tuple[str, str] | None) -> Event | None:
         if self.store is None or self.policy is None or self.lists is None or sender is None:
-            return
+            return None
         client, group = sender
         asked = read_request(form, self.policy, self.lists.terms, self.lists.hosts)
-        self.store.record(Event("request", asked.rule, asked.category, asked.host, asked.entries, client, group,
-                                "normal"))
+        return Event("request", asked.rule, asked.category, asked.host, asked.entries, client, group, "normal")
+
+    async def _record_limited(self, event: Event) -> bool:
+        """Record a report or request unless its client had REPORTS_PER_CLIENT of them in REPORT_WINDOW: False if not.
+
+        Counted and written in one transaction of the database, so the limit holds across the workers that share
+        it. While the database does not answer, this worker's own count stands in (RecentReports, on the monotonic
+        clock) and the event waits in the queue as any other: lost is nothing, the limit is per worker meanwhile.
+        """
+        assert self.store is not None and event.client is not None
+        try:
+            return await self.store.record_limited(event, REPORTED, REPORTS_PER_CLIENT,
+                                                   event.time - timedelta(seconds=REPORT_WINDOW))
+        except StoreError as e:
+            log.warning("reports: the database did not answer (%s): this worker counts the limit alone", e)
+        if not self._reports.allow(event.client, self.monotonic()):
+            return False
+        self.store.record(event)
+        return True

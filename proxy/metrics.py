@@ -25,8 +25,14 @@ DECISION_TIME = "klaswacht_decision_time"  # flow.metadata key: seconds spent de
 
 
 class ProxyMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    """`worker` is the worker's number in `klaswacht run --workers N` (0 to N-1): the one label that tells workers
+    apart, on the connections each accepted (how evenly the kernel spreads them); every other series is summed
+    over the workers by the metrics endpoint."""
+
+    def __init__(self, registry: CollectorRegistry, worker: int = 0) -> None:
         self.registry = registry
+        self.connections = Counter("klaswacht_worker_connections", "Client connections accepted, by proxy worker",
+                                   ("worker",), registry=registry).labels(str(worker))
         self.requests = Counter("klaswacht_requests", "HTTP requests seen by the filter", registry=registry)
         self.verdicts = Counter("klaswacht_verdicts", "Verdicts by action, rule and category",
                                 ("action", "rule", "category"), registry=registry)
@@ -56,12 +62,17 @@ class ProxyMetrics:
             self.refusals.labels(category)
         self._known = {*CATEGORIES, *HOST_CATEGORIES, ALLOW}
         # The version of the policy and local lists in force (klaswacht/configversion.py): one series at a time.
+        # Across workers the highest value per version counts: during a reload both versions show 1.
         self.config = Gauge("klaswacht_config_info", "The version of the policy and local lists in force (1)",
-                            ("version",), registry=registry)
+                            ("version",), registry=registry, multiprocess_mode="livemax")
+        self._version: str | None = None
 
     def config_version(self, version: str) -> None:
-        """Report `version` as the one in force, and no other."""
-        self.config.clear()
+        """Report `version` as the one in force, and no other. The version left is set to 0, not removed: in
+        multiprocess mode a removed label value stays in the worker's file (`klaswacht run` leaves out the 0s)."""
+        if self._version not in (None, version):
+            self.config.labels(self._version).set(0)
+        self._version = version
         self.config.labels(version).set(1)
 
     def verdict(self, action: str, rule: str, category: str | None) -> None:

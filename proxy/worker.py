@@ -1,59 +1,86 @@
-"""One proxy process: mitmproxy with the klaswacht addon, its metrics endpoint, and a ready line.
+"""One proxy process: mitmproxy with the klaswacht addon, and a ready line.
 
-Started by `klaswacht run` (klaswacht/run.py); prints one JSON line on stdout when it listens:
-{"proxy": [host, port], "metrics": [host, port], "ca": path}, then runs until SIGTERM or SIGINT.
+Started by `klaswacht run` (klaswacht/run.py), once per worker of `--workers N`: each listens on the same
+port with SO_REUSEPORT (proxy/reuseport.py). It prints one JSON line on stdout when it listens:
+{"proxy": [host, port], "ca": path, "worker": n}, then runs until SIGTERM or SIGINT, or until `klaswacht run`
+is gone. Its metrics go to prometheus_client's multiprocess files in $PROMETHEUS_MULTIPROC_DIR, which
+`klaswacht run` serves, summed over the workers, on its one metrics address.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
-from mitmproxy import ctx, exceptions, options
+from mitmproxy import connection, ctx, exceptions, options
 from mitmproxy.tools.dump import DumpMaster
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from klaswacht.loading import DEFAULT_POLICY
-from klaswacht.store import default_database_url
-from klaswacht.store.metrics import StoreCollector
+from klaswacht.store import Store, default_database_url
+from klaswacht.store.metrics import StoreMetrics
 from proxy.addon import Klaswacht
 from proxy.altsvc import NoQuicHints
 from proxy.metrics import ProxyMetrics
 from proxy.outgoing import OutgoingContent
+from proxy.reuseport import ReusePortLoop
 
 CA_FILE = "mitmproxy-ca-cert.pem"
+# How often the store's counters are copied to the metrics files, and the supervisor is looked for (seconds).
+TICK = 1.0
+
+log = logging.getLogger("proxy.worker")  # not __main__: the module runs with -m
 
 
-class Ready:
-    """Tells the supervisor where everything listens, once it does."""
+class Worker:
+    """Tells the supervisor where the proxy listens, keeps the store's metrics current, counts connections,
+    and stops the worker when its supervisor is gone (a `klaswacht run` killed outright leaves no proxy behind)."""
 
-    def __init__(self, registry: CollectorRegistry, metrics_host: str, metrics_port: int, addon: Klaswacht) -> None:
-        self.registry = registry
-        self.metrics_host = metrics_host
-        self.metrics_port = metrics_port
+    def __init__(self, number: int, addon: Klaswacht, metrics: ProxyMetrics, store_metrics: StoreMetrics) -> None:
+        self.number = number
         self.addon = addon
-        self.server: object = None
+        self.metrics = metrics
+        self.store_metrics = store_metrics
+        self.supervisor = os.getppid()
+        self._ticker: asyncio.Task[None] | None = None
+        self._store: Store | None = None  # kept for the last update, after the Klaswacht addon closed it
+
+    def client_connected(self, client: connection.Client) -> None:
+        self.metrics.connections.inc()
 
     def running(self) -> None:
-        if self.addon.store is not None:
-            self.registry.register(StoreCollector(self.addon.store))
-        server, _ = start_http_server(self.metrics_port, self.metrics_host, registry=self.registry)
-        self.server = server
         proxy = ctx.master.addons.get("proxyserver").listen_addrs()[0]
-        ready = {"proxy": [proxy[0], proxy[1]], "metrics": [self.metrics_host, server.server_port],
-                 "ca": str(Path(ctx.options.confdir).expanduser() / CA_FILE)}
+        ready = {"proxy": [proxy[0], proxy[1]], "ca": str(Path(ctx.options.confdir).expanduser() / CA_FILE),
+                 "worker": self.number}
         sys.stdout.write(json.dumps(ready) + "\n")
         sys.stdout.flush()
+        self._store = self.addon.store
+        self._ticker = asyncio.create_task(self._tick(), name="klaswacht-worker")
 
-    def done(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()  # type: ignore[attr-defined]
-            self.server.server_close()  # type: ignore[attr-defined]
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            if self._store is not None:
+                self.store_metrics.update(self._store)
+            if os.getppid() != self.supervisor:
+                log.warning("klaswacht run (pid %d) is gone: this proxy worker stops", self.supervisor)
+                ctx.master.shutdown()
+                return
+
+    async def done(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._store is not None:  # the Klaswacht addon, before this one, has flushed and closed it
+            self.store_metrics.update(self._store)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,9 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database", default=default_database_url(), metavar="URL",
                    help="a postgresql:// URL (default: $KLASWACHT_DATABASE, else SQLite in the data dir)")
     p.add_argument("--host", default="127.0.0.1", help="address the proxy listens on")
-    p.add_argument("--metrics-host", default="127.0.0.1", help="address the metrics endpoint listens on")
     p.add_argument("--proxy-port", type=int, default=0)
-    p.add_argument("--metrics-port", type=int, default=0)
+    p.add_argument("--worker", type=int, default=0, help="this worker's number (0 to N-1), its metrics label")
     p.add_argument("--period", default="auto")
     p.add_argument("--upstream", default="")
     # transparent: on a gateway whose firewall redirects the pupils' TCP 80/443 here (deploy/nftables/); the
@@ -112,12 +138,15 @@ async def serve(args: argparse.Namespace) -> int:
     (data_dir / "ca").mkdir(parents=True, exist_ok=True, mode=0o700)
     opts = options.Options(listen_host=args.host, listen_port=args.proxy_port, confdir=str(data_dir / "ca"))
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
+    # Nothing is served from this registry: in multiprocess mode the metrics write to files (see the docstring).
     registry = CollectorRegistry()
-    addon = Klaswacht(ProxyMetrics(registry))
+    metrics = ProxyMetrics(registry, args.worker)
+    addon = Klaswacht(metrics)
     # The order is the wiring: Klaswacht decides on the request first, OutgoingContent then reads what is sent;
-    # NoQuicHints keeps browsers from trying HTTP/3 round the proxy.
+    # NoQuicHints keeps browsers from trying HTTP/3 round the proxy; Worker's done() comes after Klaswacht's,
+    # which flushes the events.
     master.addons.add(addon, OutgoingContent(addon), NoQuicHints(),
-                      Ready(registry, args.metrics_host, args.metrics_port, addon))
+                      Worker(args.worker, addon, metrics, StoreMetrics(registry)))
     if args.mode == "transparent" and args.upstream:
         print("klaswacht proxy: --upstream cannot be combined with transparent mode", file=sys.stderr)
         return 2
@@ -135,7 +164,8 @@ async def serve(args: argparse.Namespace) -> int:
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return asyncio.run(serve(build_parser().parse_args()))
+    # ReusePortLoop: this worker's listener shares the port with the other workers' (SO_REUSEPORT).
+    return asyncio.run(serve(build_parser().parse_args()), loop_factory=ReusePortLoop)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,11 @@ class Database(Protocol):
         transaction itself serialises them, as SQLite's BEGIN IMMEDIATE does)."""
         ...
 
+    async def lock_key(self, tx: Transaction, key: str) -> None:
+        """Serialise the transactions (of all processes) that take the same `key`, until `tx` ends: a count and a
+        write in `tx` then see each other (a no-op where every write transaction is serialised already, SQLite)."""
+        ...
+
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """One write transaction: committed when the block ends, rolled back when it raises."""
         ...

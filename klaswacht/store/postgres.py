@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import zlib
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 SCHEMES = ("postgresql", "postgres")
 # The key of the advisory lock that serialises migrations between gateways starting at once.
 SCHEMA_LOCK = 0x6B6C6173  # "klas" (klaswacht doctor looks for it in pg_locks)
+# The first key of the advisory locks `lock_key` takes (the second is a hash of the caller's key).
+_KEY_LOCK = 0x77616368  # "wach"
 _CONNECT_TIMEOUT = 5  # seconds, unless the URL says otherwise
 
 # SQLSTATE codes (or their two-character classes) for conditions that pass, and what they mean for the store.
@@ -216,6 +219,13 @@ class PostgresDatabase(LockedWriter):
     async def lock_schema(self, tx: Transaction) -> None:
         """Held until the transaction ends: gateways starting at once migrate one after the other."""
         await tx.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+
+    async def lock_key(self, tx: Transaction, key: str) -> None:
+        """Held until the transaction ends: transactions that take the same key (from any process or gateway) run
+        one after the other. Keys whose 32-bit hashes meet share a lock: they wait for each other, no more."""
+        digest = zlib.crc32(key.encode("utf-8"))
+        signed = digest - (1 << 32) if digest >> 31 else digest  # PostgreSQL's int4
+        await tx.execute("SELECT pg_advisory_xact_lock(?, ?)", (_KEY_LOCK, signed))
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PostgresTransaction]:

@@ -144,6 +144,9 @@ class SqliteDatabase(LockedWriter):
     async def lock_schema(self, tx: Transaction) -> None:
         """Nothing to take: BEGIN IMMEDIATE already serialises the transactions of all processes."""
 
+    async def lock_key(self, tx: Transaction, key: str) -> None:
+        """Nothing to take: BEGIN IMMEDIATE already serialises the transactions of all processes."""
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqliteTransaction]:
         async with self._write_lock:

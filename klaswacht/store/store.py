@@ -63,8 +63,11 @@ _INSERT_ALERT = ("INSERT INTO alerts (id, time, client, group_name, severity, sc
 _COUNT_SEARCH = ("INSERT INTO search_counts (school, day, group_name, engine, count) VALUES (?, ?, ?, ?, ?) "
                  "ON CONFLICT (school, day, group_name, engine) "
                  "DO UPDATE SET count = search_counts.count + excluded.count")
-_COUNT_SEEN = ("INSERT INTO {0} (school, day, {1}, count) VALUES (?, ?, ?, ?) "
-               "ON CONFLICT (school, day, {1}) DO UPDATE SET count = {0}.count + excluded.count")
+_COUNT_SEEN = ("INSERT INTO seen_searches (school, day, query, count) VALUES (?, ?, ?, ?) "
+               "ON CONFLICT (school, day, query) DO UPDATE SET count = seen_searches.count + excluded.count")
+# A host counts once a day, however many proxy workers (or restarts of one) noted it: its count is its days.
+_NOTE_HOST = ("INSERT INTO seen_hosts (school, day, host, count) VALUES (?, ?, ?, 1) "
+              "ON CONFLICT (school, day, host) DO NOTHING")
 _INSERT_AUDIT = "INSERT INTO audit (id, time, actor, action, target, detail, school) VALUES (?, ?, ?, ?, ?, ?, ?)"
 _PAGE = 1000
 
@@ -284,8 +287,8 @@ class Store(StaffViews):
         rows: list[tuple[Any, ...]] = []
         alerts: list[Params] = []
         searches: Counter[tuple[str, str, str, str]] = Counter()
-        seen: dict[tuple[str, str], Counter[tuple[str, str, str]]] = {("seen_searches", "query"): Counter(),
-                                                                  ("seen_hosts", "host"): Counter()}
+        seen_searches: Counter[tuple[str, str, str]] = Counter()
+        seen_hosts: set[tuple[str, str, str]] = set()
         malformed: list[str] = []
         for event_id, event in items:
             try:
@@ -294,10 +297,10 @@ class Store(StaffViews):
                     searches[school, day, str(event.group or ""), _host_only(event.host) or ""] += 1
                     continue
                 if event.action == SEEN_SEARCH and event.text:
-                    seen["seen_searches", "query"][school, iso(event.time)[:10], str(event.text)[:200]] += 1
+                    seen_searches[school, iso(event.time)[:10], str(event.text)[:200]] += 1
                     continue
                 if event.action == SEEN_HOST and event.host:
-                    seen["seen_hosts", "host"][school, iso(event.time)[:10], _host_only(event.host) or ""] += 1
+                    seen_hosts.add((school, iso(event.time)[:10], _host_only(event.host) or ""))
                     continue
                 row = _event_row(event_id, event, school)
             except (TypeError, ValueError, AttributeError) as e:  # not an Event the store can keep
@@ -314,9 +317,10 @@ class Store(StaffViews):
                 await tx.executemany(_INSERT_ALERT, alerts)
             if searches:
                 await tx.executemany(_COUNT_SEARCH, [(*key, n) for key, n in searches.items()])
-            for (table, column), counts in seen.items():
-                if counts:
-                    await tx.executemany(_COUNT_SEEN.format(table, column), [(*key, n) for key, n in counts.items()])
+            if seen_searches:
+                await tx.executemany(_COUNT_SEEN, [(*key, n) for key, n in seen_searches.items()])
+            if seen_hosts:
+                await tx.executemany(_NOTE_HOST, sorted(seen_hosts))
         if self.db.moved():
             # Replaced while we wrote: the batch may have gone into the old file. The ids make a rewrite safe.
             raise StoreUnavailable("gone", "the database file was replaced during a write")
@@ -394,6 +398,33 @@ class Store(StaffViews):
                 log.exception("store: unexpected error in the writer; events wait")
                 ok = False
             delay = 0.0 if ok else min(max(2 * delay, 0.05), self.max_backoff)
+
+    async def record_limited(self, event: Event, actions: Iterable[str], limit: int, since: datetime) -> bool:
+        """Write `event` at once, unless its client has `limit` events of `actions` since `since`: True if written.
+
+        The count and the write are one transaction, serialised per client (`lock_key`), so the processes that
+        share the database (the workers of `klaswacht run --workers N`, the gateways of a board on PostgreSQL)
+        keep one limit. Raises StoreError (StoreUnavailable when it may pass) if the database does not take it:
+        the caller then keeps the event with `record`, as any other.
+        """
+        kinds = sorted(set(actions))
+        school = self._own_school()
+        row = _event_row(_new_id(), event, school)
+        await self._ensure_db()
+        async with self.db.transaction() as tx:
+            await self.db.lock_key(tx, f"limit:{school}:{row[7]}")
+            found = await tx.fetchall(
+                "SELECT COUNT(*) AS n FROM events WHERE school = ? AND client = ? "
+                f"AND action IN ({', '.join('?' * len(kinds))}) AND time > ?", (school, row[7], *kinds, iso(since)))
+            if int(found[0]["n"]) >= limit:
+                return False
+            await tx.execute(_INSERT_EVENT, row)
+            if event.severity is not None:
+                await tx.execute(_INSERT_ALERT, (row[0], row[1], row[7], row[8], row[9], school))
+        if self.db.moved():  # written into a file that was replaced meanwhile: let the caller keep it
+            raise StoreUnavailable("gone", "the database file was replaced during a write")
+        self.counters["written"] += 1
+        return True
 
     async def flush(self, timeout: float = 10.0) -> bool:
         """Wait until queued and spilled events are in the database; False if `timeout` passed first."""

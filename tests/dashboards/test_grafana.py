@@ -63,7 +63,7 @@ def test_dashboard_is_a_standard_model(dashboard: dict[str, Any]) -> None:
 
 def test_labels_stay_bounded(dashboard: dict[str, Any]) -> None:
     """No host or pupil is ever a label; the dashboard groups only by the bounded labels of the proxy."""
-    bounded = {"action", "rule", "category", "le", "state", "result", "choice", "reason"}
+    bounded = {"action", "rule", "category", "le", "state", "result", "choice", "reason", "worker"}  # worker: 0..N-1
     for expr in expressions(dashboard):
         for group in re.findall(r"by \(([^)]*)\)", expr):
             assert {g.strip() for g in group.split(",")} <= bounded, expr
@@ -72,7 +72,7 @@ def test_labels_stay_bounded(dashboard: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def served_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
     """Sample names on /metrics of a real `klaswacht run`, after one blocked and one allowed request."""
-    running: Running = start(tmp_path_factory.mktemp("grafana"), "--period", "lesson", "--workers", "1")
+    running: Running = start(tmp_path_factory.mktemp("grafana"), "--period", "lesson")
     try:
         status, _ = fetch(running.proxy, "http://www.google.com/search?q=kankerjuf")
         assert status == 403

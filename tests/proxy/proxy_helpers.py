@@ -129,11 +129,16 @@ class Running:
         return self.process.returncode
 
 
-def start(tmp: Path, *extra: str) -> Running:
-    """`klaswacht run` on free ports; returns once it printed its four address lines."""
+def start(tmp: Path, *extra: str, workers: int | None = 1) -> Running:
+    """`klaswacht run` on free ports; returns once it printed its four address lines.
+
+    One proxy worker unless `workers` says otherwise (None: klaswacht's default, one per core): a test of a
+    feature then sees each change (a reload, a grant's snapshot) in force for every request at once, not
+    worker by worker within a second or two. tests/proxy/test_workers.py tests N workers."""
+    given = () if workers is None else ("--workers", str(workers))
     process = subprocess.Popen(
         [KLASWACHT, "run", "--data-dir", str(tmp), "--proxy-port", "0", "--dashboard-port", "0",
-         "--metrics-port", "0", *extra],
+         "--metrics-port", "0", *given, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: dict[str, str] = {}
     assert process.stdout is not None

@@ -9,8 +9,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 from store_helpers import count_rows, event, make_store, query
 
-from klaswacht.store import Event
-from klaswacht.store.metrics import StoreCollector
+from klaswacht.store import Event, StoreUnavailable
+from klaswacht.store.metrics import StoreCollector, StoreMetrics
 from klaswacht.store.model import now_utc
 
 
@@ -150,3 +150,94 @@ def test_store_collector_exposes_counters_and_queue_depth(data_dir: Path) -> Non
             assert registry.get_sample_value("klaswacht_store_queue_depth") == 0
 
     asyncio.run(main())
+
+
+def test_store_metrics_copy_the_counters_as_they_grow(data_dir: Path) -> None:
+    """StoreMetrics (a proxy worker's, summed across workers in multiprocess mode) adds what the store's counters
+    grew by since its last update, never twice, and mirrors the queue depth and availability."""
+
+    async def main() -> None:
+        store = make_store(data_dir, queue_bound=3)
+        registry = CollectorRegistry()
+        metrics = StoreMetrics(registry)
+        for n in range(5):
+            store.record(event(n))
+        metrics.update(store)
+        metrics.update(store)
+        assert registry.get_sample_value("klaswacht_store_events_total", {"state": "queued"}) == 3
+        assert registry.get_sample_value("klaswacht_store_events_total", {"state": "spilled"}) == 2
+        assert registry.get_sample_value("klaswacht_store_queue_depth") == 3
+        assert registry.get_sample_value("klaswacht_store_available") == 1
+        async with store:
+            assert await store.flush()
+            metrics.update(store)
+        assert registry.get_sample_value("klaswacht_store_events_total", {"state": "written"}) == 5
+        assert registry.get_sample_value("klaswacht_store_events_total", {"state": "queued"}) == 3
+        assert registry.get_sample_value("klaswacht_store_queue_depth") == 0
+        store.unavailable = StoreUnavailable("busy", "test")
+        metrics.update(store)
+        assert registry.get_sample_value("klaswacht_store_available") == 0
+
+    asyncio.run(main())
+
+
+def test_record_limited_keeps_a_clients_reports_and_requests_within_the_limit(data_dir: Path) -> None:
+    """record_limited writes at once (with its alert) until the client has `limit` reports and requests since
+    `since`; then refuses. Other actions, other clients and older events do not count."""
+    now = now_utc()
+
+    def report(client: str = "d-a", action: str = "report", at: timedelta = timedelta()) -> Event:
+        return Event(action, "report", None, "www.school.nl", (), client, "groep 7", "normal", time=now + at)
+
+    async def main() -> list[bool]:
+        async with make_store(data_dir) as store:
+            since = now - timedelta(minutes=10)
+            store.record(report(at=timedelta(minutes=-11)))  # before the window
+            store.record(event(0, client="d-a"))  # a block: another action
+            assert await store.flush()
+            results = [await store.record_limited(report(action=kind), ("report", "request"), 3, since)
+                       for kind in ("report", "request", "report", "request")]
+            results.append(await store.record_limited(report("d-b"), ("report", "request"), 3, since))
+            assert store.counters["written"] == 2 + 4
+            return results
+
+    assert asyncio.run(main()) == [True, True, True, False, True]
+    assert count_rows(data_dir) == 2 + 4
+    assert count_rows(data_dir, "alerts") == 1 + 4  # the old report's, and one for each written now
+
+
+def test_record_limited_holds_one_limit_for_processes_sharing_the_database(data_dir: Path) -> None:
+    """Three stores on one database (as the workers of `klaswacht run --workers 3`, or a board's gateways on
+    PostgreSQL), posting at once: exactly five of one client's twelve reports are written."""
+    since = now_utc() - timedelta(minutes=10)
+
+    async def main() -> list[bool]:
+        stores = [await make_store(data_dir, busy_timeout=5.0).open() for _ in range(3)]
+        try:
+            return list(await asyncio.gather(*(
+                stores[n % 3].record_limited(Event("report", "report", client="d-a"), ("report",), 5, since)
+                for n in range(12))))
+        finally:
+            for store in stores:
+                await store.close()
+
+    assert sorted(asyncio.run(main())) == [False] * 7 + [True] * 5
+    assert query(data_dir, "SELECT COUNT(*) FROM events WHERE client = 'd-a'") == [(5,)]
+
+
+def test_a_host_counts_once_a_day_however_many_workers_noted_it(data_dir: Path) -> None:
+    """seen-host events of one host on one day (each worker notes it once, a restarted one again) make one day in
+    `seen()`; another day makes two. Search texts keep counting every time."""
+    now = now_utc()
+
+    async def main() -> tuple[dict[str, int], dict[str, int]]:
+        async with make_store(data_dir) as first, make_store(data_dir) as second:
+            for store in (first, second, first):
+                store.record(Event("seen-host", "none", host="www.dierentuin.nl", time=now))
+                store.record(Event("seen-search", "none", text="olifant", time=now))
+            second.record(Event("seen-host", "none", host="www.dierentuin.nl", time=now - timedelta(days=1)))
+            assert await first.flush() and await second.flush()
+            return await first.seen((now - timedelta(days=2)).date().isoformat())
+
+    searches, hosts = asyncio.run(main())
+    assert hosts == {"www.dierentuin.nl": 2} and searches == {"olifant": 3}
