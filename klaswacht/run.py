@@ -230,7 +230,7 @@ class WorkersCollector(Collector):
         self.files = MultiProcessCollector(None, path=str(metrics_dir))  # type: ignore[no-untyped-call]
 
     def collect(self) -> Iterator[Metric]:
-        for metric in self.files.collect():
+        for metric in self.files.collect():  # type: ignore[no-untyped-call]
             if metric.name.endswith("_info"):
                 metric.samples = [sample for sample in metric.samples if sample.value]
             yield metric
