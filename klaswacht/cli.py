@@ -139,9 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "landing page and the PAC file (default: %(default)s)")
     p.add_argument("--pac-proxy", default="", metavar="HOST:PORT",
                    help="the proxy address the PAC file names (default: the address the proxy listens on)")
-    p.add_argument("--listen-host", default="127.0.0.1", metavar="ADDRESS",
+    p.add_argument("--listen-host", default=None, metavar="ADDRESS",
                    help="address the proxy listens on: the gateway's address on the pupils' network in a school "
-                        "(default: %(default)s)")
+                        "(default: 127.0.0.1; with --transparent every address, IPv4 and IPv6)")
     p.add_argument("--metrics-host", default="127.0.0.1", metavar="ADDRESS",
                    help="address the metrics endpoint listens on (default: %(default)s)")
     p.add_argument("--dashboard-host", default="127.0.0.1", metavar="ADDRESS",

@@ -58,9 +58,18 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def listen_host(args: argparse.Namespace) -> str:
+    """Where the proxy listens: --listen-host, else loopback, or every address (IPv4 and IPv6) in transparent mode:
+    the firewall's redirect delivers to the address of the interface a connection came in on, an IPv6 one for an
+    IPv6 pupil, and the ruleset's input chain (deploy/nftables/klaswacht.nft) keeps the port closed to the rest."""
+    if args.listen_host is not None:
+        return str(args.listen_host)
+    return "" if getattr(args, "transparent", False) else "127.0.0.1"
+
+
 def _worker_command(args: argparse.Namespace, data_dir: Path, number: int = 0, port: int | None = None) -> list[str]:
     command = [sys.executable, "-m", "proxy.worker", "--policy", str(args.policy), "--data-dir", str(data_dir),
-               "--host", args.listen_host, "--proxy-port", str(args.proxy_port if port is None else port),
+               "--host", listen_host(args), "--proxy-port", str(args.proxy_port if port is None else port),
                "--worker", str(number), "--period", args.period]
     for folder in args.lists:
         command += ["--lists", str(folder)]
@@ -266,8 +275,9 @@ def run(args: argparse.Namespace) -> int:
     if count < 1:
         print(f"klaswacht: --workers must be 1 or more, not {count}", file=sys.stderr)
         return 2
-    if args.proxy_port and _taken(args.listen_host, args.proxy_port):
-        print(f"klaswacht: the proxy port {args.proxy_port} on {args.listen_host} is in use (another klaswacht run?); "
+    host = listen_host(args)
+    if args.proxy_port and _taken(host, args.proxy_port):
+        print(f"klaswacht: the proxy port {args.proxy_port} on {host or '*'} is in use (another klaswacht run?); "
               f"see which: ss -ltnp 'sport = :{args.proxy_port}'", file=sys.stderr)
         return 1
     data_dir = Path(args.data_dir).expanduser()
@@ -323,7 +333,7 @@ def _serve(args: argparse.Namespace, data_dir: Path, workers: Workers, ready: di
     dashboard_host, dashboard_port = dashboard_ready["dashboard"]
     proxy_host, proxy_port = ready["proxy"]
 
-    print(f"proxy: http://{proxy_host}:{proxy_port}")
+    print(f"proxy: http://{f'[{proxy_host}]' if ':' in proxy_host else proxy_host}:{proxy_port}")
     print(f"dashboard: http://{dashboard_host}:{dashboard_port}/")
     print(f"metrics: {metrics_url}")
     print(f"ca: {ready['ca']}")

@@ -28,6 +28,7 @@ from klaswacht.store import Store, default_database_url
 from klaswacht.store.metrics import StoreMetrics
 from proxy.addon import Klaswacht
 from proxy.altsvc import NoQuicHints
+from proxy.direct import DirectConnections
 from proxy.metrics import ProxyMetrics
 from proxy.outgoing import OutgoingContent
 from proxy.reuseport import ReusePortLoop
@@ -143,9 +144,10 @@ async def serve(args: argparse.Namespace) -> int:
     metrics = ProxyMetrics(registry, args.worker)
     addon = Klaswacht(metrics)
     # The order is the wiring: Klaswacht decides on the request first, OutgoingContent then reads what is sent;
-    # NoQuicHints keeps browsers from trying HTTP/3 round the proxy; Worker's done() comes after Klaswacht's,
-    # which flushes the events.
-    master.addons.add(addon, OutgoingContent(addon), NoQuicHints(),
+    # NoQuicHints keeps browsers from trying HTTP/3 round the proxy; DirectConnections closes, in transparent mode,
+    # a connection made straight to the proxy's port; Worker's done() comes after Klaswacht's, which flushes the
+    # events.
+    master.addons.add(addon, OutgoingContent(addon), NoQuicHints(), DirectConnections(),
                       Worker(args.worker, addon, metrics, StoreMetrics(registry)))
     if args.mode == "transparent" and args.upstream:
         print("klaswacht proxy: --upstream cannot be combined with transparent mode", file=sys.stderr)
