@@ -1,12 +1,17 @@
-"""Transparent mode: a connection made straight to the proxy's own port is closed at once.
+"""Transparent mode: the proxy never connects to its own port.
 
 In transparent mode mitmproxy sends each connection on to its original destination (SO_ORIGINAL_DST). One
 the firewall redirected keeps its real destination: a web server's address, port 80 or 443. One made straight
 to the proxy (a device set up with gateway:8080 as its proxy, a scan) has the proxy itself as its destination:
-mitmproxy would connect to itself, and again, and again. Its own guard (the proxyserver addon's server_connect)
-knows only 127.0.0.1, ::1 and the listen address as written, not the gateway's addresses when the proxy listens
-on every address, as `klaswacht run --transparent` does. The ruleset's input chain refuses such connections
-before they get here (deploy/nftables/klaswacht.nft); this is the proxy's own guard, for a gateway without it.
+mitmproxy would connect to itself, and again, and again, until it runs out of connections. Its own guard (the
+proxyserver addon's server_connect) knows only 127.0.0.1, ::1 and the listen address as written, not the
+gateway's addresses when the proxy listens on every address, as `klaswacht run --transparent` does.
+
+The request on such a connection is judged as any other first (a blocked host gets the block page, the setup
+host its pages); only the connection to the server is refused, with mitmproxy's error response. So a direct
+connection gets round nothing. The gateway's ruleset refuses these connections before they reach the proxy
+(deploy/nftables/klaswacht.nft, its input chain); this guard is for the rest: the gateway's own loopback
+(`klaswacht doctor` probes the port there), or a gateway without the rule.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import ipaddress
 import logging
 import socket
 
-from mitmproxy import connection, ctx
+from mitmproxy import ctx
+from mitmproxy.proxy import server_hooks
 from mitmproxy.proxy.mode_specs import TransparentMode
 
 log = logging.getLogger(__name__)
@@ -37,14 +43,15 @@ def is_own_address(host: str) -> bool:
 
 
 class DirectConnections:
-    """Closes, in transparent mode, every connection whose original destination is this proxy's own port."""
+    """Refuses, in transparent mode, a connection to the server when that server is this proxy's own port."""
 
-    def client_connected(self, client: connection.Client) -> None:
-        if not isinstance(client.proxy_mode, TransparentMode) or not client.sockname:
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        server = data.server
+        if server.error or not server.address or not isinstance(data.client.proxy_mode, TransparentMode):
+            return  # already refused (mitmproxy's own guard), or not transparent mode
+        host, port = str(server.address[0]), int(server.address[1])
+        listening = ctx.master.addons.get("proxyserver").listen_addrs()
+        if port not in {address[1] for address in listening} or not is_own_address(host):
             return
-        host, port = str(client.sockname[0]), int(client.sockname[1])  # the original destination
-        server = ctx.master.addons.get("proxyserver")
-        if port not in {address[1] for address in server.listen_addrs()} or not is_own_address(host):
-            return
-        client.error = "a connection straight to the proxy's port; transparent mode takes redirected ones only"
-        log.info("refused a connection made straight to the proxy's port %d (transparent mode)", port)
+        server.error = "the proxy's own port: in transparent mode it takes connections redirected by the firewall only"
+        log.info("refused to connect to the proxy's own port %d (a connection made straight to it)", port)

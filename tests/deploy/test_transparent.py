@@ -437,13 +437,21 @@ def test_transparent_gateway_refuses_direct_connections_to_the_proxy(school: Sch
     dashboard_port = int(s.lines["dashboard"].rstrip("/").rsplit(":", 1)[1])
     assert s.fetch("pupil", STAFF4, GW4, "klaswacht.school", dashboard_port)[0] in (200, 302, 303)
 
-    # The proxy's own guard, for a gateway without the input chain: the gateway's own loopback may reach the
-    # port (the ruleset lets it), and a connection there, which would otherwise send the proxy to itself, is closed
-    # at once. The proxy goes on serving.
-    assert s.fetch("gw", GW4, GW4, "www.wikipedia.org", PROXY_PORT)[0] == "closed"
-    assert s.fetch("gw", GW6, GW6, "www.wikipedia.org", PROXY_PORT)[0] == "closed"
+    # The proxy's own guard, for a gateway without the input chain: the gateway's own loopback may reach the port
+    # (the ruleset lets it; `klaswacht doctor` probes it there). A request there is judged as any other (a closed
+    # site gets the block page), and an allowed one, which would send the proxy to itself again and again, gets
+    # mitmproxy's error at once, on every address of the gateway. The proxy goes on serving.
+    assert s.fetch("gw", GW4, GW4, "www.tiktok.com", PROXY_PORT)[0] == 403
+    for address in (GW4, GW6, GW_WAN4):
+        status, body = s.fetch("gw", address, address, "www.wikipedia.org", PROXY_PORT)
+        assert status == 502 and "own port" in body, (address, status, body)
+    assert s.fetch("gw", "127.0.0.1", "127.0.0.1", "www.wikipedia.org", PROXY_PORT)[0] == 502  # mitmproxy's guard
     assert [r["host"] for r in s.seen() if r["kind"] == "http"] == ["www.wikipedia.org"] * 2
     assert s.fetch("pupil", PUPIL4, UP4, "www.wikipedia.org") == (200, "upstream page")
+    # `klaswacht doctor` on the gateway still knows its proxy (it asks on loopback).
+    doctor = s.inside("gw", str(KLASWACHT), "doctor", "--transparent", "--data-dir", str(s.tmp / "data"),
+                      "--proxy-port", str(PROXY_PORT), "--dashboard-port", "0", "--metrics-port", "0", timeout=60)
+    assert f"proxy port: {PROXY_PORT}: klaswacht's proxy answers" in doctor.stdout, doctor.stdout
 
     os.killpg(run.pid, signal.SIGTERM)
     _, stderr = run.communicate(timeout=60)
