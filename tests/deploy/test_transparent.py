@@ -1,9 +1,11 @@
 """Transparent mode on a gateway: deploy/nftables/klaswacht.nft and `klaswacht run --transparent`, for real.
 
-Three network namespaces stand for a school: a pupil's device (10.77.1.2, and a staff address 10.77.1.200 in
-the bypass range on the same link), the gateway (10.77.1.1 on the pupils' side, 10.77.2.1 on the other) that
-runs klaswacht with the ruleset loaded, and an upstream web server (10.77.2.2) that records every request.
-HTTP is driven, and HTTPS by its server name (SNI): an ordinary host passed through, a DoH resolver refused.
+Three network namespaces stand for a school, in IPv4 and IPv6 (ULA) alike: a pupil's device (10.77.1.2 and
+fd77:1::2, and staff addresses 10.77.1.200 and fd77:1::c8 in the bypass ranges on the same link), the gateway
+(10.77.1.1 and fd77:1::1 on the pupils' side, 10.77.2.1 and fd77:2::1 on the other) that runs klaswacht with
+the ruleset loaded, and an upstream web server (10.77.2.2 and fd77:2::2) that records every request.
+HTTP is driven, and HTTPS by its server name (SNI): an ordinary host passed through, a DoH resolver refused;
+and connections made straight to the proxy's port, which the ruleset refuses and the proxy never follows.
 
 Needs root and a kernel that allows network namespaces (skips otherwise); `ip` (iproute2) and `nft` (nftables)
 must be installed (`.ci/run` installs nftables), or the test fails naming the package.
