@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -26,6 +27,9 @@ from proxy.metrics import ProxyMetrics
 from proxy.outgoing import OutgoingContent
 
 CA_FILE = "mitmproxy-ca-cert.pem"
+# A PEM file of the CAs that servers' certificates must chain to, instead of the usual public ones (certifi):
+# for a school whose own servers have a private CA, and for the proxy benchmark's local origin (bench/).
+UPSTREAM_CA_ENV = "KLASWACHT_UPSTREAM_CA"
 
 
 class Ready:
@@ -113,6 +117,13 @@ async def serve(args: argparse.Namespace) -> int:
     except exceptions.OptionsError as e:
         print(f"klaswacht proxy: {e}", file=sys.stderr)
         return 2
+    upstream_ca = os.environ.get(UPSTREAM_CA_ENV)
+    if upstream_ca:
+        try:
+            opts.update(ssl_verify_upstream_trusted_ca=upstream_ca)
+        except exceptions.OptionsError as e:
+            print(f"klaswacht proxy: {UPSTREAM_CA_ENV}: {e}", file=sys.stderr)
+            return 2
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, master.shutdown)
