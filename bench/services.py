@@ -41,8 +41,8 @@ _WORDS = ("de", "het", "een", "school", "les", "kinderen", "werkstuk", "spreekbe
 # --- the origin: a CA, one certificate for every host name, the pages, nginx
 
 
-def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
-    """A private CA and a certificate for every benchmark host signed by it: (ca.pem, cert.pem, key.pem)."""
+def make_certificates(folder: Path, names: tuple[str, ...] = HOSTS) -> tuple[Path, Path, Path]:
+    """A private CA and a certificate for `names` signed by it: (ca.pem, cert.pem, key.pem)."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "klaswacht bench origin CA")])
@@ -57,10 +57,10 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
           .sign(ca_key, hashes.SHA256()))
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOSTS[0])]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
             .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in HOSTS]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in names]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
