@@ -10,6 +10,7 @@ job:    {"proxy": [host, port] | null, "scheme": "http" | "https", "connections"
          "origin_cert": PEM path, "start": the first visit}
 result: {"counted": requests completed inside the window, "window": s, "total": all completed,
          "status": {"200": n, ...}, "errors": {"ConnectionResetError": n, ...}, "connections": n,
+         "tls": n of them over TLS,
          "decrypted": TLS connections whose certificate was not the origin's (a proxy decrypted them)}
 
 A connection serves one visit: it opens (CONNECT and TLS through a proxy for https), sends the
@@ -58,6 +59,7 @@ class Tally:
     counted: int = 0
     total: int = 0
     connections: int = 0
+    tls: int = 0
     decrypted: int = 0
     next_visit: int = 0
     status: Counter[str] = field(default_factory=Counter)
@@ -137,6 +139,7 @@ async def open_connection(job: Job, host: str, context: ssl.SSLContext, origin_d
             await writer.start_tls(context, server_hostname=host)
     tally.connections += 1
     if job.scheme == "https":
+        tally.tls += 1
         ssl_object = writer.get_extra_info("ssl_object")
         if ssl_object is not None and ssl_object.getpeercert(True) != origin_der:
             tally.decrypted += 1
@@ -218,7 +221,7 @@ async def run_job(job: Job) -> dict[str, Any]:
         tally.errors["cancelled-after-grace"] += len(pending)
     return {"counted": tally.counted, "window": job.duration - job.warmup, "total": tally.total,
             "elapsed": time.monotonic() - start, "status": dict(tally.status), "errors": dict(tally.errors),
-            "connections": tally.connections, "decrypted": tally.decrypted}
+            "connections": tally.connections, "tls": tally.tls, "decrypted": tally.decrypted}
 
 
 def parse_job(line: str) -> Job:

@@ -116,6 +116,11 @@ def scrape(url: str) -> str:
         return str(response.read().decode())
 
 
+def scrape_all(target: services.Target) -> str:
+    """The target's metrics text: every endpoint it printed, one after the other (series are summed later)."""
+    return "".join(scrape(url) for url in target.metrics_urls)
+
+
 def counter_values(text: str, name: str, label: str) -> dict[str, float]:
     """A counter's values by one label (e.g. klaswacht_tls_connections by choice), summed over the rest."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -141,6 +146,7 @@ class Cell:
     status: dict[str, int]
     errors: dict[str, int]
     connections: int
+    tls: int
     decrypted: int
     decision_sum: float = math.nan  # klaswacht: decision seconds observed during the cell
     decision_count: float = math.nan
@@ -173,14 +179,15 @@ def measure(load: Load, target: services.Target, pids: list[int], scenario: Scen
     job = {**scenario.job(), "proxy": list(target.proxy) if target.proxy else None, "duration": run.duration,
            "warmup": run.warmup, "origin_cert": str(origin_cert),
            "start": round_index * ROUND_STRIDE % len(scenario.visits)}
-    before = histogram_from_text(scrape(target.metrics_url), HISTOGRAM) if target.metrics_url else None
+    before = histogram_from_text(scrape_all(target), HISTOGRAM) if target.metrics_url else None
     cpu_before = cpu_seconds(pids)
     result = load.run(job)
     cpu = cpu_seconds(pids) - cpu_before
     cell = Cell(rate=result["counted"] / result["window"], total=result["total"], cpu=cpu, status=result["status"],
-                errors=result["errors"], connections=result["connections"], decrypted=result["decrypted"])
+                errors=result["errors"], connections=result["connections"], tls=result["tls"],
+                decrypted=result["decrypted"])
     if before is not None and target.metrics_url:
-        _, decision_sum, decision_count = histogram_delta(histogram_from_text(scrape(target.metrics_url), HISTOGRAM),
+        _, decision_sum, decision_count = histogram_delta(histogram_from_text(scrape_all(target), HISTOGRAM),
                                                           before)
         cell.decision_sum, cell.decision_count = decision_sum, decision_count
     return cell
@@ -228,7 +235,7 @@ def bench(args: argparse.Namespace) -> Run:
         check(load, targets, origin_cert)
         pids = {name: t.pids() for name, t in targets.items()}
         run.workers_seen = {name: len(targets[name].worker_pids()) for name in (KW1, KW2)}
-        start_scrapes = {n: scrape(t.metrics_url) for n, t in targets.items() if t.metrics_url}
+        start_scrapes = {n: scrape_all(t) for n, t in targets.items() if t.metrics_url}
         all_scenarios = [s for s in scenarios(args.quick) if args.scenario in s.name]
         for r in range(rounds):
             for s, scenario in enumerate(all_scenarios):
@@ -242,7 +249,7 @@ def bench(args: argparse.Namespace) -> Run:
                         + (f"  ({bad} errors: {cell.errors})" if bad else ""))
         for name, target in targets.items():
             if target.metrics_url:
-                end = scrape(target.metrics_url)
+                end = scrape_all(target)
                 run.histograms[name] = histogram_delta(histogram_from_text(end, HISTOGRAM),
                                                        histogram_from_text(start_scrapes[name], HISTOGRAM))
                 run.interception[name] = counter_values(end, "klaswacht_tls_connections", "choice")
@@ -408,11 +415,10 @@ def _sanity(run: Run) -> list[str]:
                 for k, v in cell.errors.items():
                     errors[k] = errors.get(k, 0) + v
         mix = [c for s, by in run.cells.items() if s.startswith("mix") for c in by.get(name, [])]
-        conns = sum(c.connections for c in mix)
-        decrypted = ratio(sum(c.decrypted for c in mix), conns)
+        decrypted = ratio(sum(c.decrypted for c in mix), sum(c.tls for c in mix))
         blocked = ratio(sum(c.status.get("403", 0) for c in mix), sum(c.total for c in mix))
         line = (f"- {name}: answers {dict(sorted(status.items()))}, errors {errors or 'none'}; in the mix "
-                f"{_fmt(decrypted * 100, 1)} % of connections decrypted, {_fmt(blocked * 100, 1)} % of requests "
+                f"{_fmt(decrypted * 100, 1)} % of TLS connections decrypted, {_fmt(blocked * 100, 1)} % of requests "
                 f"answered 403")
         if name in run.interception:
             line += f"; its own count of TLS connections: {run.interception[name]}"

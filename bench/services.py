@@ -171,7 +171,11 @@ class Target:
     name: str
     proxy: tuple[str, int] | None
     processes: list[Process] = field(default_factory=list)
-    metrics_url: str | None = None
+    metrics_urls: list[str] = field(default_factory=list)
+
+    @property
+    def metrics_url(self) -> str | None:
+        return self.metrics_urls[0] if self.metrics_urls else None
 
     def pids(self) -> list[int]:
         """The proxy's processes now: each started process and its descendants, but not a dashboard."""
@@ -296,12 +300,15 @@ def start_klaswacht(work: Path, origin_ca: Path, workers: int) -> Target:
                                   "--metrics-port", "0", "--workers", str(workers)],
                                  stdout=subprocess.PIPE, stderr=err, env=env, text=True, start_new_session=True)
     found: dict[str, str] = {}
+    metrics: list[str] = []  # one line today; one per worker if a later klaswacht prints per-worker endpoints
 
     def read() -> None:
         assert popen.stdout is not None
         for line in popen.stdout:
             key, _, value = line.strip().partition(": ")
             found[key] = value
+            if key == "metrics":
+                metrics.append(value)
             if key == "ca":
                 return
 
@@ -315,4 +322,4 @@ def start_klaswacht(work: Path, origin_ca: Path, workers: int) -> Target:
     host, _, port = found["proxy"].removeprefix("http://").rpartition(":")
     # Keep reading its standard output so that it never blocks on a full pipe.
     threading.Thread(target=lambda: [None for _ in popen.stdout or ()], daemon=True).start()
-    return Target(name, (host, int(port)), [process], metrics_url=found["metrics"])
+    return Target(name, (host, int(port)), [process], metrics_urls=metrics)
