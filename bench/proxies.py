@@ -172,6 +172,7 @@ class Run:
     interception: dict[str, dict[str, float]] = field(default_factory=dict)  # target -> choice -> connections
     memory: dict[str, list[float]] = field(default_factory=dict)  # target -> VmHWM per worker, MiB
     workers_seen: dict[str, int] = field(default_factory=dict)
+    load_average: list[str] = field(default_factory=list)  # /proc/loadavg at the start and the end: others' work
 
 
 def measure(load: Load, target: services.Target, pids: list[int], scenario: Scenario, run: Run,
@@ -223,6 +224,7 @@ def bench(args: argparse.Namespace) -> Run:
     load: Load | None = None
     nginx: services.Process | None = None
     try:
+        run.load_average.append(" ".join(Path("/proc/loadavg").read_text().split()[:3]))
         log(f"starting the servers in {work}")
         nginx, origin_ca = services.start_nginx(work)
         origin_cert = work / "origin" / "cert.pem"
@@ -255,6 +257,7 @@ def bench(args: argparse.Namespace) -> Run:
                 run.interception[name] = counter_values(end, "klaswacht_tls_connections", "choice")
             if target.proxy is not None:
                 run.memory[name] = [peak_rss_mib(pid) for pid in target.worker_pids()]
+        run.load_average.append(" ".join(Path("/proc/loadavg").read_text().split()[:3]))
         return run
     finally:
         if load is not None:
@@ -308,7 +311,9 @@ def report(run: Run) -> str:
                  f"{platform.python_version()}, {_versions()}")
     lines.append(f"{'quick run: ' if run.quick else ''}{run.rounds} rounds, {run.duration:g} s per cell "
                  f"({run.warmup:g} s warm-up not counted), targets rotated each round; klaswacht workers "
-                 f"seen: w1 → {run.workers_seen.get(KW1)}, w2 → {run.workers_seen.get(KW2)}")
+                 f"seen: w1 → {run.workers_seen.get(KW1)}, w2 → {run.workers_seen.get(KW2)}; load average "
+                 f"(1, 5, 15 min) at the start {run.load_average[0] if run.load_average else '?'}, at the end "
+                 f"{run.load_average[-1] if len(run.load_average) > 1 else '?'}")
     lines.append("")
     lines.append("Throughput, requests/s (median over rounds), and ratios (median of per-round ratios):")
     lines.append("")
