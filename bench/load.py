@@ -17,8 +17,9 @@ A connection serves one visit: it opens (CONNECT and TLS through a proxy for htt
 visit's paths one after another on the same connection, then closes and takes the next visit; with
 `reuse` it stays open for the whole job, cycling its visit's paths (keep-alive). A visit of one path
 without reuse is a new connection per request. Requests are counted when they complete after the
-warm-up and before the deadline (the window); at the deadline each connection finishes the request
-it is on and closes. Everything is bounded by the job's duration plus a grace period.
+warm-up and before the deadline (the window); a proxy's refusal at the CONNECT or the TLS handshake
+counts as an answer, under the status "CONNECT 403" or "TLS refused". At the deadline each connection
+finishes the request it is on and closes. Everything is bounded by the job's duration plus a grace period.
 """
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ class Tally:
 
 class HTTPError(Exception):
     """The other side said something this client does not understand."""
+
+
+class Refused(Exception):
+    """A proxy refused the connection after CONNECT (a status other than 200) or at the TLS handshake.
+
+    That is an answer, as a block page is (selective interception may refuse a blocked host at the
+    handshake): counted as a completed request under its own status, not as an error.
+    """
 
 
 def request_bytes(host: str, path: str, absolute: bool, close: bool) -> bytes:
@@ -133,10 +142,15 @@ async def open_connection(job: Job, host: str, context: ssl.SSLContext, origin_d
         if job.scheme == "https":
             writer.write(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
             head = await reader.readuntil(b"\r\n\r\n")
-            if head.split(None, 2)[1:2] != [b"200"]:
+            code = head.split(None, 2)[1:2]
+            if code != [b"200"]:
                 writer.close()
-                raise HTTPError(f"CONNECT refused: {head.splitlines()[0][:80]!r}")
-            await writer.start_tls(context, server_hostname=host)
+                raise Refused(f"CONNECT {(code or [b'?'])[0].decode(errors='replace')}")
+            try:
+                await writer.start_tls(context, server_hostname=host)
+            except (OSError, EOFError, ssl.SSLError) as e:
+                writer.close()
+                raise Refused("TLS refused") from e
     tally.connections += 1
     if job.scheme == "https":
         tally.tls += 1
@@ -171,6 +185,11 @@ async def connection_loop(job: Job, index: int, context: ssl.SSLContext, origin_
                     tally.counted += 1
                 if last or close:
                     break
+        except Refused as e:  # the proxy's answer to a blocked host, at the CONNECT or the handshake
+            tally.total += 1
+            tally.status[str(e)] += 1
+            if tally.window_start <= time.monotonic() < tally.deadline:
+                tally.counted += 1
         except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError,
                 HTTPError, ValueError) as e:
             tally.errors[type(e).__name__] += 1

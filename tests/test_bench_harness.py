@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+from pathlib import Path
 
 import pytest
 
-from bench.load import HTTPError, read_response, request_bytes
+from bench.load import HTTPError, Job, read_response, request_bytes, run_job
+from bench.services import make_certificates
 from bench.stats import histogram_delta, histogram_from_text, histogram_quantile, median, median_ratio, ratio
 from bench.traffic import PASSED, SEARCH, SOCIAL, mix_visits
 
@@ -145,3 +147,27 @@ def test_the_mix_is_mostly_passed_through_hosts() -> None:
     assert all(host in PASSED or host in searches or host in SOCIAL for host, _ in visits)
     assert all(len(paths) == 10 for _, paths in visits)
     assert mix_visits(10, count=1000) == visits  # deterministic
+
+
+def test_a_refused_connect_is_an_answer_not_an_error(tmp_path: Path) -> None:
+    """A proxy that answers CONNECT with 403 (a blocked host) is counted as answered, under its own status."""
+    _, cert, _ = make_certificates(tmp_path, ("www.tiktok.com",))
+
+    async def go() -> dict[str, object]:
+        async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await run_job(Job(proxy=("127.0.0.1", port), scheme="https", connections=2,
+                                     visits=[("www.tiktok.com", ["/"])], reuse=False, duration=0.3, warmup=0.0,
+                                     origin_cert=str(cert)))
+
+    result = asyncio.run(go())
+    assert result["errors"] == {}
+    assert result["status"] == {"CONNECT 403": result["total"]}
+    assert result["total"] > 0
