@@ -231,8 +231,8 @@ def bench(args: argparse.Namespace) -> Run:
         targets[DIRECT] = services.Target(DIRECT, None, [nginx])
         targets[MITMDUMP] = services.start_mitmdump(work, origin_ca)
         targets[E2GUARDIAN] = services.start_e2guardian(work)
-        targets[KW1] = services.start_klaswacht(work, origin_ca, 1)
-        targets[KW2] = services.start_klaswacht(work, origin_ca, 2)
+        targets[KW1] = services.start_klaswacht(work, origin_ca, 1, args.policy)
+        targets[KW2] = services.start_klaswacht(work, origin_ca, 2, args.policy)
         load = Load()
         check(load, targets, origin_cert)
         pids = {name: t.pids() for name, t in targets.items()}
@@ -421,10 +421,11 @@ def _sanity(run: Run) -> list[str]:
                     errors[k] = errors.get(k, 0) + v
         mix = [c for s, by in run.cells.items() if s.startswith("mix") for c in by.get(name, [])]
         decrypted = ratio(sum(c.decrypted for c in mix), sum(c.tls for c in mix))
-        blocked = ratio(sum(c.status.get("403", 0) for c in mix), sum(c.total for c in mix))
+        blocked = ratio(sum(n for c in mix for k, n in c.status.items() if k == "403" or not k.isdigit()),
+                        sum(c.total for c in mix))
         line = (f"- {name}: answers {dict(sorted(status.items()))}, errors {errors or 'none'}; in the mix "
                 f"{_fmt(decrypted * 100, 1)} % of TLS connections decrypted, {_fmt(blocked * 100, 1)} % of requests "
-                f"answered 403")
+                f"answered 403 or refused")
         if name in run.interception:
             line += f"; its own count of TLS connections: {run.interception[name]}"
         lines.append(line)
@@ -460,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=0, help="rounds (default 5, quick 2)")
     p.add_argument("--duration", type=float, default=0.0, help="seconds per cell (default 3, quick 1)")
     p.add_argument("--json", metavar="FILE", help="also write every cell of every round to FILE")
+    p.add_argument("--policy", metavar="FILE", type=lambda p: str(Path(p).resolve()),
+                   help="klaswacht's policy (default: the shipped primary policy)")
     p.add_argument("--scenario", default="", metavar="TEXT", help="only the scenarios whose name contains TEXT")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (configs, logs) for a look")
     return p
@@ -474,8 +477,10 @@ def main(argv: list[str] | None = None) -> int:
     if any(shutil.which(tool) is None for tool in TOOLS):
         subprocess.run(["bash", str(ROOT / "bench" / "setup.sh")], check=True)
     if os.environ.get(NETNS_ENV) is None:
-        if args.json:  # the namespace's run starts in the repository: name the file absolutely
+        if args.json:  # the namespace's run starts in the repository: name the files absolutely
             argv = [*argv, "--json", str(Path(args.json).resolve())]
+        if args.policy:
+            argv = [*argv, "--policy", args.policy]
         return in_namespace(argv)
     started = time.monotonic()
     run = bench(args)

@@ -284,8 +284,8 @@ def _user(name: str) -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def start_klaswacht(work: Path, origin_ca: Path, workers: int) -> Target:
-    """`klaswacht run --period lesson` with the shipped primary policy and lists, in a fresh data dir.
+def start_klaswacht(work: Path, origin_ca: Path, workers: int, policy: str | None = None) -> Target:
+    """`klaswacht run --period lesson` with the shipped lists and primary policy (or `policy`), in a fresh data dir.
 
     It trusts the origin's CA through KLASWACHT_UPSTREAM_CA (proxy/worker.py), as it would a school's own CA.
     """
@@ -297,7 +297,8 @@ def start_klaswacht(work: Path, origin_ca: Path, workers: int) -> Target:
     with log.open("wb") as err:
         popen = subprocess.Popen([str(VENV_BIN / "klaswacht"), "run", "--period", "lesson",
                                   "--data-dir", str(folder / "data"), "--proxy-port", "0", "--dashboard-port", "0",
-                                  "--metrics-port", "0", "--workers", str(workers)],
+                                  "--metrics-port", "0", "--workers", str(workers),
+                                  *(["--policy", policy] if policy else [])],
                                  stdout=subprocess.PIPE, stderr=err, env=env, text=True, start_new_session=True)
     found: dict[str, str] = {}
     metrics: list[str] = []  # one line today; one per worker if a later klaswacht prints per-worker endpoints
