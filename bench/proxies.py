@@ -11,6 +11,7 @@ that this command creates and removes, whose private hosts file sends every benc
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import math
 import os
@@ -76,6 +77,33 @@ def peak_rss_mib(pid: int) -> float:
     except OSError:
         pass
     return math.nan
+
+
+def listeners() -> list[str]:
+    """Every listening TCP socket in this network namespace, as address:port (from /proc/net/tcp and tcp6)."""
+    out = []
+    for table, size in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] != "0A":  # LISTEN
+                continue
+            address, port = fields[1].split(":")
+            raw = bytes.fromhex(address)
+            # the kernel prints each 32-bit word in host (little-endian) order
+            ordered = b"".join(raw[i:i + 4][::-1] for i in range(0, size, 4))
+            out.append(f"{ipaddress.ip_address(ordered)}:{int(port, 16)}")
+    return out
+
+
+def check_loopback_only() -> None:
+    """Every listener of every server in the benchmark is on loopback (the namespace has nothing else, too)."""
+    wide = [a for a in listeners() if not ipaddress.ip_address(a.rpartition(":")[0]).is_loopback]
+    if wide:
+        raise RuntimeError(f"listening beyond loopback: {', '.join(wide)}")
 
 
 # --- the load generator and the metrics
@@ -234,6 +262,7 @@ def bench(args: argparse.Namespace) -> Run:
         targets[KW1] = services.start_klaswacht(work, origin_ca, 1, args.policy)
         targets[KW2] = services.start_klaswacht(work, origin_ca, 2, args.policy)
         load = Load()
+        check_loopback_only()
         check(load, targets, origin_cert)
         pids = {name: t.pids() for name, t in targets.items()}
         run.workers_seen = {name: len(targets[name].worker_pids()) for name in (KW1, KW2)}
