@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from bench import services
 from bench.stats import Buckets, histogram_delta, histogram_from_text, histogram_quantile, median, median_ratio, ratio
 from bench.traffic import HOSTS, SMALL, Scenario, scenarios
@@ -151,8 +153,6 @@ def scrape_all(target: services.Target) -> str:
 
 def counter_values(text: str, name: str, label: str) -> dict[str, float]:
     """A counter's values by one label (e.g. klaswacht_tls_connections by choice), summed over the rest."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         if family.name == name:
@@ -267,7 +267,7 @@ def bench(args: argparse.Namespace) -> Run:
         pids = {name: t.pids() for name, t in targets.items()}
         run.workers_seen = {name: len(targets[name].worker_pids()) for name in (KW1, KW2)}
         start_scrapes = {n: scrape_all(t) for n, t in targets.items() if t.metrics_url}
-        all_scenarios = [s for s in scenarios(args.quick) if args.scenario in s.name]
+        all_scenarios = [s for s in scenarios() if args.scenario in s.name]
         for r in range(rounds):
             for s, scenario in enumerate(all_scenarios):
                 names = targets_for(scenario)
