@@ -34,6 +34,9 @@ from proxy.outgoing import OutgoingContent
 from proxy.reuseport import ReusePortLoop
 
 CA_FILE = "mitmproxy-ca-cert.pem"
+# A PEM file of the CAs that servers' certificates must chain to, instead of the usual public ones (certifi):
+# for a school whose own servers have a private CA, and for the proxy benchmark's local origin (bench/).
+UPSTREAM_CA_ENV = "KLASWACHT_UPSTREAM_CA"
 # How often the store's counters are copied to the metrics files, and the supervisor is looked for (seconds).
 TICK = 1.0
 
@@ -157,6 +160,13 @@ async def serve(args: argparse.Namespace) -> int:
     except exceptions.OptionsError as e:
         print(f"klaswacht proxy: {e}", file=sys.stderr)
         return 2
+    upstream_ca = os.environ.get(UPSTREAM_CA_ENV)
+    if upstream_ca:
+        try:
+            opts.update(ssl_verify_upstream_trusted_ca=upstream_ca)
+        except exceptions.OptionsError as e:
+            print(f"klaswacht proxy: {UPSTREAM_CA_ENV}: {e}", file=sys.stderr)
+            return 2
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, master.shutdown)
