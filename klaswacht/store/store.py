@@ -248,6 +248,16 @@ class Store(StaffViews):
                     break  # a full disk or a missing file does not pass within seconds: spill now
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 0.5)
+            # Spilled while the database was locked: written now if it answers again, else replayed at the next
+            # start (a clean stop should not leave in files what the database can take).
+            delay = 0.05
+            while self.intake.spill_pending and not self.intake.queue and loop.time() + delay < deadline:
+                if await self._replay_spilled():
+                    continue
+                if self.unavailable is not None and self.unavailable.reason != "busy":
+                    break
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 0.5)
         finally:
             # Also when cancelled or failing: what is still queued goes to a spill file, and the
             # connections' (non-daemon) threads end, or the process could not exit.

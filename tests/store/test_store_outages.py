@@ -334,3 +334,34 @@ def test_during_an_outage_events_go_to_disk_at_once(data_dir: Path) -> None:
 
     asyncio.run(main())
     assert "during-outage" in terms_stored(data_dir)
+
+
+@pytest.mark.sqlite_only  # SQLite's own lock; the PostgreSQL counterpart is in test_store_postgres.py
+def test_a_clean_close_writes_what_was_spilled_once_the_database_answers(data_dir: Path) -> None:
+    """Events spilled while another process held the database are written by close() itself when the lock is
+    gone, not left in a file for the next start: a stopped proxy's events are all there for `klaswacht events`."""
+
+    async def main() -> None:
+        # A long batch interval and backoff: the writer does not get round to the replay before close().
+        store = await make_store(data_dir, queue_bound=20, batch_interval=5.0, max_backoff=30.0).open()
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", LOCK_HOLDER,
+                                                    str(data_dir / "klaswacht.db"), "1",
+                                                    stdout=asyncio.subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            assert await proc.stdout.readline() == b"locked\n"
+            for n in range(100):
+                store.record(event(n))
+            assert store.counters["spilled"] == 80  # past the bound of 20
+            assert await proc.stdout.readline() == b"released\n"
+            await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            await store.close(timeout=10)
+        assert store.counters["replayed"] == 80
+
+    asyncio.run(main())
+    assert terms_stored(data_dir) == {f"term{n}" for n in range(100)}
+    assert not list((data_dir / "spill").glob("*"))
