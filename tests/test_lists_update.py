@@ -13,13 +13,11 @@ import json
 import socket
 import sys
 import tarfile
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from etag_server import EtagServer, etag_server
 
 from filters.policy import parse_policy
 from klaswacht import listsupdate
@@ -48,45 +46,16 @@ def archive(members: dict[str, bytes], links: dict[str, str] | None = None) -> b
     return out.getvalue()
 
 
-@dataclass
-class Source:
-    server: ThreadingHTTPServer
-    routes: dict[str, tuple[int, bytes, str]] = field(default_factory=dict)  # path -> (status, body, etag)
-    seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-
+class Source(EtagServer):
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/blacklists"
+        return self.base
 
 
 @pytest.fixture
 def source() -> Iterator[Source]:
-    routes: dict[str, tuple[int, bytes, str]] = {}
-    seen: list[tuple[str, dict[str, str]]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
-            status, body, etag = routes.get(self.path.removeprefix("/blacklists"), (404, b"not found", ""))
-            if status == 200 and etag and self.headers.get("If-None-Match") == etag:
-                status, body = 304, b""
-            self.send_response(status)
-            if etag:
-                self.send_header("ETag", etag)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield Source(server, routes, seen)
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with etag_server(Source, "/blacklists") as served:
+        yield served
 
 
 @pytest.fixture

@@ -13,15 +13,14 @@ import json
 import os
 import sys
 import tarfile
-import threading
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from etag_server import EtagServer, etag_server
 
 from klaswacht import bundle
 from klaswacht.cli import main
@@ -34,15 +33,10 @@ from proxy_helpers import fetch, metric, start, until
 ONE = "casino-one.example\n"
 
 
-@dataclass
-class Server:
-    server: ThreadingHTTPServer
-    routes: dict[str, tuple[int, bytes, str]] = field(default_factory=dict)  # path -> (status, body, etag)
-    seen: list[dict[str, str]] = field(default_factory=list)  # headers of every request
-
+class Server(EtagServer):
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/board/bundle.tar.gz"
+        return f"{self.base}/board/bundle.tar.gz"
 
     def serve(self, body: bytes, etag: str, status: int = 200) -> None:
         self.routes["/board/bundle.tar.gz"] = (status, body, etag)
@@ -50,32 +44,8 @@ class Server:
 
 @pytest.fixture
 def server() -> Iterator[Server]:
-    routes: dict[str, tuple[int, bytes, str]] = {}
-    seen: list[dict[str, str]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append({k.lower(): v for k, v in self.headers.items()})
-            status, body, etag = routes.get(self.path, (404, b"not found", ""))
-            if status == 200 and etag and self.headers.get("If-None-Match") == etag:
-                status, body = 304, b""
-            self.send_response(status)
-            if etag:
-                self.send_header("ETag", etag)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    yield Server(http, routes, seen)
-    http.shutdown()
-    http.server_close()
-    thread.join(timeout=10)
+    with etag_server(Server) as served:
+        yield served
 
 
 @dataclass
@@ -172,7 +142,7 @@ def test_an_unchanged_bundle_is_answered_304_and_nothing_is_touched(tmp_path: Pa
     before = in_force(gateway)
     capsys.readouterr()
     assert sync(gateway, board, server) == 0
-    assert server.seen[-1].get("if-none-match") == '"v1"'
+    assert server.seen[-1][1].get("if-none-match") == '"v1"'
     assert f"unchanged: version {version} (HTTP 304)" in capsys.readouterr().out
     assert in_force(gateway) == before
 
