@@ -446,6 +446,24 @@ class Klaswacht:
         context, pupil, group = self._context(address, _login_of(client))
         return Chosen(clean_host(host), interception(host, context), address, pupil, group)
 
+    def connect_choice(self, host: str, address: str) -> Chosen | None:
+        """The front door's question (proxy/frontdoor.py): the choice for a tunnel to `host` from `address`, or
+        None when mitmproxy must see every connection (passthrough off, logins to the proxy, nothing loaded)."""
+        policy, lists = self.policy, self.lists
+        if policy is None or lists is None or not policy.passthrough or policy.identity == "proxyauth":
+            return None
+        context, pupil, group = self._context(address, None)
+        return Chosen(clean_host(host), interception(host, context), address, pupil, group)
+
+    def refused(self, chosen: Chosen) -> None:
+        """The front door closed a tunnel whose server name is refused: counted and recorded like a refusal."""
+        self._refuse(chosen)
+
+    def passed_through(self, host: str) -> None:
+        """The front door relays a tunnel to `host` itself: counted and noted as `tls_clienthello` does."""
+        self._note_host(host)
+        self.metrics.interceptions.labels("passthrough").inc()
+
     def http_connect(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return

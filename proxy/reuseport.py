@@ -18,11 +18,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from proxy.frontdoor import FrontDoor
+
 
 class ReusePortLoop(asyncio.SelectorEventLoop):
-    """asyncio's default loop on Linux, with SO_REUSEPORT on the TCP servers it creates from a host and port."""
+    """asyncio's default loop on Linux, with SO_REUSEPORT on the TCP servers it creates from a host and port,
+    and the front door (proxy/frontdoor.py), when the worker sets one, in front of their protocol."""
 
-    async def create_server(self, *args: Any, **kwargs: Any) -> asyncio.Server:
+    front_door: FrontDoor | None = None
+
+    async def create_server(self, protocol_factory: Any, *args: Any, **kwargs: Any) -> asyncio.Server:
         if kwargs.get("sock") is None:  # a socket made by the caller keeps its own options
             kwargs["reuse_port"] = True
-        return await super().create_server(*args, **kwargs)
+        if self.front_door is not None:
+            protocol_factory = self.front_door.wrap(protocol_factory)
+        return await super().create_server(protocol_factory, *args, **kwargs)

@@ -29,6 +29,7 @@ from klaswacht.store.metrics import StoreMetrics
 from proxy.addon import Klaswacht
 from proxy.altsvc import NoQuicHints
 from proxy.direct import DirectConnections
+from proxy.frontdoor import FrontDoor
 from proxy.metrics import ProxyMetrics
 from proxy.outgoing import OutgoingContent
 from proxy.reuseport import ReusePortLoop
@@ -168,6 +169,9 @@ async def serve(args: argparse.Namespace) -> int:
             print(f"klaswacht proxy: {UPSTREAM_CA_ENV}: {e}", file=sys.stderr)
             return 2
     loop = asyncio.get_running_loop()
+    if args.mode == "regular" and not args.upstream and isinstance(loop, ReusePortLoop):
+        # Tunnels that no rule looks inside are relayed by the front door; the rest reaches mitmproxy untouched.
+        loop.front_door = FrontDoor(addon, metrics.connections.inc, lambda: float(ctx.options.tcp_timeout))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, master.shutdown)
     await master.run()

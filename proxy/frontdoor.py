@@ -1,0 +1,344 @@
+"""The front door: tunnels that no rule looks inside are relayed here, in a lean asyncio relay, not by mitmproxy.
+
+mitmproxy relays a passed-through connection through its whole machinery: client and server objects, a
+connection handler with its tasks, layers, and events and commands for every chunk of bytes. That was most
+of a worker's CPU on the benchmark's realistic mix (80 % of the connections passed through, bench/README.md).
+The front door sits in front of mitmproxy's own protocol, on the same listening socket (proxy/reuseport.py
+puts it there), and reads the first request of every new connection:
+
+- `CONNECT name:port` whose choice for this client (`Klaswacht.connect_choice`: the same context and
+  `filters.interception` as the hooks) is passthrough: answered `200 Connection established` as mitmproxy
+  does; the ClientHello's server name is checked (a name other than the CONNECT's is judged too: passed
+  through, refused or, when it would need decrypting, closed); then the server is connected and the bytes are
+  relayed both ways with flow control (asyncio transports: no copy in Python beyond the read, no task, no
+  parsing) until either side closes or the connection is idle for mitmproxy's `tcp_timeout`.
+- Anything else (plain HTTP, a CONNECT to an address or to a host that is decrypted or refused, passthrough
+  off, proxy logins, a head that is not HTTP): handed to mitmproxy untouched. Its protocol takes over the
+  same transport (`transport.set_protocol`) and gets the bytes read so far: it sees the same client address,
+  the same bytes, and decides again as it always did.
+
+Only in regular mode (worker.py): with a parent proxy the tunnel would have to be asked of the parent, and in
+transparent mode there is no CONNECT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from mitmproxy.proxy.layers.tls import parse_client_hello
+
+from filters.hosts import clean_host
+
+if TYPE_CHECKING:
+    from proxy.addon import Chosen
+
+log = logging.getLogger(__name__)
+
+# A request head longer than this, or a ClientHello longer than that, is not the front door's to judge.
+MAX_HEAD = 16 * 1024
+MAX_HELLO = 64 * 1024
+# Bytes from the client held while the server is connected; reading pauses above it.
+MAX_PENDING = 256 * 1024
+CONNECT_TIMEOUT = 20.0
+_CONNECT_LINE = re.compile(rb"CONNECT ([A-Za-z0-9._-]{1,253}):([0-9]{1,5}) (HTTP/1\.[01])\r\n")
+_PREFIX = b"CONNECT "
+_TLS_HANDSHAKE = 0x16
+
+
+class Choice(Protocol):
+    """What the front door needs of the Klaswacht addon (proxy/addon.py)."""
+
+    def connect_choice(self, host: str, address: str) -> Chosen | None: ...
+
+    def refused(self, chosen: Chosen) -> None: ...
+
+    def passed_through(self, host: str) -> None: ...
+
+
+class FrontDoor:
+    """One per worker: the choice, mitmproxy's idle timeout, and the counts of the tunnels relayed here."""
+
+    def __init__(self, choice: Choice, count: Callable[[], None], idle_timeout: Callable[[], float]) -> None:
+        self.choice = choice
+        self.count = count  # a tunnel relayed here: counted as an accepted connection of this worker
+        self.idle_timeout = idle_timeout  # mitmproxy's tcp_timeout, read when a tunnel starts
+        self.open: set[Doorway] = set()
+
+    def wrap(self, inner: Callable[[], asyncio.BaseProtocol]) -> Callable[[], asyncio.Protocol]:
+        """A protocol factory for the listening socket: the front door first, mitmproxy's protocol behind it."""
+        return lambda: Doorway(self, inner)
+
+    def close_all(self) -> None:
+        for door in list(self.open):
+            door.close()
+
+
+class Doorway(asyncio.Protocol):
+    """One client connection: reading its first request, then either handed to mitmproxy or relayed."""
+
+    def __init__(self, door: FrontDoor, inner: Callable[[], asyncio.BaseProtocol]) -> None:
+        self.door = door
+        self.inner = inner
+        self.transport: asyncio.Transport | None = None
+        self.address = ""
+        self.buffer = bytearray()
+        self.state = "head"  # head, hello, connecting, relay, closed
+        self.host = ""
+        self.port = 0
+        self.upstream: Upstream | None = None
+        self.idle: asyncio.TimerHandle | None = None
+        self.last = 0.0  # loop time of the last bytes either way
+        self.paused = False
+        self.eof = False
+
+    # --- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.address = str(peer[0]).removeprefix("::ffff:") if peer else ""
+
+    def data_received(self, data: bytes) -> None:
+        if self.state == "relay":
+            assert self.upstream is not None and self.upstream.transport is not None
+            self.last = asyncio.get_running_loop().time()
+            self.upstream.transport.write(data)
+            return
+        self.buffer += data
+        if self.state == "head":
+            self._read_head()
+        elif self.state == "hello":
+            self._read_hello()
+        elif self.state == "connecting" and len(self.buffer) > MAX_PENDING:
+            self._pause_reading(True)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if self.state == "connecting":
+            return True  # passed on once the server is connected
+        upstream = self.upstream
+        if self.state != "relay" or upstream is None or upstream.transport is None or upstream.eof:
+            self.close()  # before the relay, or both sides are done
+            return False
+        upstream.transport.write_eof()
+        return True  # the server may still answer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close()
+
+    def pause_writing(self) -> None:  # the client reads slower than the server sends
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.resume_reading()
+
+    # --- the first request
+
+    def _read_head(self) -> None:
+        buffer = self.buffer
+        if not buffer.startswith(_PREFIX[:len(buffer)]):
+            self._hand_over()
+            return
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buffer) > MAX_HEAD:
+                self._hand_over()
+            return
+        line = _CONNECT_LINE.match(buffer)
+        if line is None or _is_address(line[1].decode()):
+            self._hand_over()
+            return
+        host, port, version = line[1].decode().lower(), int(line[2]), line[3]
+        chosen = self._choice(host) if 0 < port < 65536 else None
+        if chosen is None or chosen.interception.choice != "passthrough":
+            self._hand_over()
+            return
+        self.host, self.port = host, port
+        del buffer[:end + 4]
+        assert self.transport is not None
+        self.transport.write(version + b" 200 Connection established\r\n\r\n")
+        self.state = "hello"
+        if buffer:
+            self._read_hello()
+
+    def _read_hello(self) -> None:
+        """The tunnel's first bytes: a TLS ClientHello is checked for its server name; anything else is the
+        host's too, and no rule looks inside the host."""
+        buffer = self.buffer
+        if buffer[0] == _TLS_HANDSHAKE:
+            try:
+                hello = parse_client_hello(bytes(buffer))
+            except ValueError:
+                self.close()  # mitmproxy closes a broken handshake too
+                return
+            if hello is None:
+                if len(buffer) > MAX_HELLO:
+                    self.close()
+                return
+            name = clean_host(hello.sni or "")
+            if name and name != self.host:
+                chosen = self._choice(name)
+                if chosen is None or chosen.interception.choice != "passthrough":
+                    # A tunnel to one host whose handshake names another that must be decrypted or refused:
+                    # no browser does this, and the CONNECT has been answered already: closed.
+                    if chosen is not None and chosen.interception.choice == "refuse":
+                        self.door.choice.refused(chosen)
+                    log.debug("a tunnel whose server name is not its CONNECT's was closed")
+                    self.close()
+                    return
+        self.door.choice.passed_through(self.host)
+        self.door.count()
+        self.state = "connecting"
+        asyncio.get_running_loop().create_task(self._connect(), name="klaswacht-frontdoor-connect")
+
+    def _choice(self, host: str) -> Chosen | None:
+        try:
+            return self.door.choice.connect_choice(host, self.address)
+        except Exception:  # never the end of a pupil's connection: mitmproxy gets it, and decides again
+            log.exception("the front door could not work out a choice")
+            return None
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        upstream = Upstream(self)
+        try:
+            # No happy_eyeballs_delay: Python 3.12.1's staggered_race can fail an assertion; mitmproxy does not
+            # use it either.
+            await asyncio.wait_for(loop.create_connection(lambda: upstream, self.host, self.port), CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, UnicodeError) as e:
+            log.debug("a passed-through server could not be reached: %s", type(e).__name__)
+            self.close()
+            return
+        except Exception:  # the pupil's connection is closed, never left hanging
+            log.exception("a passed-through server could not be reached")
+            self.close()
+            return
+        if self.state == "closed":
+            upstream.close()
+            return
+        assert upstream.transport is not None
+        self.upstream = upstream
+        self.state = "relay"
+        self.door.open.add(self)
+        if self.buffer:
+            upstream.transport.write(bytes(self.buffer))
+            self.buffer.clear()
+        if self.eof:
+            upstream.transport.write_eof()
+        self._pause_reading(False)
+        self.last = loop.time()
+        self._arm_idle(self.door.idle_timeout())
+
+    # --- mitmproxy's turn
+
+    def _hand_over(self) -> None:
+        """mitmproxy's protocol takes over the transport, with every byte read so far."""
+        assert self.transport is not None
+        protocol = self.inner()
+        assert isinstance(protocol, asyncio.Protocol)
+        transport, self.transport = self.transport, None
+        self.state = "closed"
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if self.buffer:
+            protocol.data_received(bytes(self.buffer))
+        self.buffer = bytearray()
+
+    # --- the relay
+
+    def _pause_reading(self, pause: bool) -> None:
+        if self.transport is None or pause == self.paused:
+            return
+        self.paused = pause
+        if pause:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def _arm_idle(self, timeout: float) -> None:
+        if timeout <= 0:
+            return
+        self.idle = asyncio.get_running_loop().call_later(timeout, self._check_idle, timeout)
+
+    def _check_idle(self, timeout: float) -> None:
+        idle_for = asyncio.get_running_loop().time() - self.last
+        if idle_for >= timeout:
+            self.close()
+            return
+        self.idle = asyncio.get_running_loop().call_later(timeout - idle_for, self._check_idle, timeout)
+
+    def close(self) -> None:
+        if self.state == "closed" and self.transport is None:
+            return
+        self.state = "closed"
+        self.door.open.discard(self)
+        if self.idle is not None:
+            self.idle.cancel()
+            self.idle = None
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+        self.buffer = bytearray()
+
+
+class Upstream(asyncio.Protocol):
+    """The server side of a relayed tunnel."""
+
+    def __init__(self, client: Doorway) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+        self.eof = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client.transport
+        if client is None:
+            return
+        self.client.last = asyncio.get_running_loop().time()
+        client.write(data)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        client = self.client.transport
+        if client is None or self.client.eof or not client.can_write_eof():
+            self.client.close()  # both sides are done
+            return False
+        client.write_eof()
+        return True  # the client may still send
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.client.close()
+
+    def pause_writing(self) -> None:  # the server reads slower than the client sends
+        self.client._pause_reading(True)
+
+    def resume_writing(self) -> None:
+        self.client._pause_reading(False)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            transport, self.transport = self.transport, None
+            transport.close()
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

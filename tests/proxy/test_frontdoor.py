@@ -1,0 +1,113 @@
+"""The front door in a real `klaswacht run` (proxy/frontdoor.py, issue 6): a tunnel to a host no rule looks
+inside is relayed without mitmproxy, with the same choice the hooks make for that pupil.
+
+The origin is an HTTPS server for `localhost` with a private CA: curl trusts only that CA, so a 200 proves
+the proxy did not decrypt (it would present its own certificate). The same host from a banned device is
+decrypted (the ban's block page needs it), so the choice is the pupil's, not the host's alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from proxy_helpers import Running, metric, start, start_with_a_banned_pupil, stopped_after
+
+from bench.services import make_certificates
+
+pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (Debian package curl)")
+
+PAGE = bytes(range(256)) * 12_000  # 3 MB: many reads and writes each way through the relay
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    """An HTTPS server on loopback for 'localhost', its certificate signed by a private CA: (port, CA file)."""
+    ca, cert, key = make_certificates(tmp_path_factory.mktemp("origin"), ("localhost",))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PAGE)))
+            self.end_headers()
+            self.wfile.write(PAGE)
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            digest = hashlib.sha256(body).hexdigest().encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(digest)))
+            self.end_headers()
+            self.wfile.write(digest)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], ca
+    server.shutdown()
+    server.server_close()
+
+
+def curl(running: Running, url: str, ca: Path, *extra: str) -> subprocess.CompletedProcess[bytes]:
+    command = ["curl", "-s", "--max-time", "20", "--cacert", str(ca), "-x", running.proxy, "-o", "-",
+               "-w", "\n%{http_code}", *extra, url]
+    return subprocess.run(command, capture_output=True, timeout=60, check=False)
+
+
+def split(result: subprocess.CompletedProcess[bytes]) -> tuple[str, bytes]:
+    body, _, code = result.stdout.rpartition(b"\n")
+    return code.decode(), body
+
+
+@pytest.fixture
+def shipped(tmp_path: Path) -> Iterator[Running]:
+    yield from stopped_after(start(tmp_path / "data", "--period", "lesson"))
+
+
+def test_a_tunnel_no_rule_looks_inside_is_relayed_undecrypted(shipped: Running, origin: tuple[int, Path],
+                                                               tmp_path: Path) -> None:
+    port, ca = origin
+    code, body = split(curl(shipped, f"https://localhost:{port}/page", ca))
+    assert code == "200" and body == PAGE  # curl trusted the origin's own certificate: not decrypted
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(PAGE[::-1])
+    code, body = split(curl(shipped, f"https://localhost:{port}/post", ca, "--data-binary", f"@{upload}"))
+    assert code == "200" and body == hashlib.sha256(PAGE[::-1]).hexdigest().encode()
+    assert metric(shipped, 'klaswacht_tls_connections_total{choice="passthrough"}') == 2
+    assert metric(shipped, 'klaswacht_tls_connections_total{choice="decrypt"}') == 0
+    assert metric(shipped, 'klaswacht_worker_connections_total{worker="0"}') == 2
+    # The rest still reaches mitmproxy: a chat host is decrypted and gets the block page.
+    code, body = split(curl(shipped, "https://discord.com/app", Path(shipped.lines["ca"])))
+    assert code == "403" and b"Chatten doen we niet op school." in body
+    assert metric(shipped, 'klaswacht_tls_connections_total{choice="decrypt"}') == 1
+    assert metric(shipped, 'klaswacht_worker_connections_total{worker="0"}') == 3
+
+
+def test_the_choice_is_the_pupils_a_banned_device_gets_the_block_page(tmp_path: Path,
+                                                                       origin: tuple[int, Path]) -> None:
+    port, ca = origin
+    running = start_with_a_banned_pupil(tmp_path, "3001", "Sam de Vries", "127.0.0.2",
+                                        "--period", "lesson")
+    try:
+        # Another device: relayed as before.
+        assert split(curl(running, f"https://localhost:{port}/page", ca))[0] == "200"
+        # The banned device: decrypted by mitmproxy (its CA, not the origin's) for the ban's block page.
+        code, body = split(curl(running, f"https://localhost:{port}/page", Path(running.lines["ca"]),
+                                "--interface", "127.0.0.2"))
+        assert code == "403" and PAGE not in body
+        assert metric(running, 'klaswacht_tls_connections_total{choice="passthrough"}') == 1
+        assert metric(running, 'klaswacht_tls_connections_total{choice="decrypt"}') == 1
+    finally:
+        running.stop()

@@ -1,0 +1,324 @@
+"""The front door's relay (proxy/frontdoor.py), in one event loop with real loopback sockets.
+
+The addon's side is a small table of choices per host (the front door asks `connect_choice`; the real one
+is tested through `klaswacht run` in test_frontdoor.py); mitmproxy's side is a protocol that keeps what it
+is handed. Each test drives a real client socket through the front door to a real server socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from filters.interception import Interception
+from proxy.addon import Chosen
+from proxy.frontdoor import MAX_HEAD, FrontDoor
+
+Client = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class Choices:
+    """The addon's answers: a choice per host name (anything else: decrypt)."""
+
+    def __init__(self, table: dict[str, str], fail: bool = False) -> None:
+        self.table = table
+        self.fail = fail
+        self.asked: list[tuple[str, str]] = []
+        self.refusals: list[str] = []
+        self.passed: list[str] = []
+
+    def connect_choice(self, host: str, address: str) -> Chosen | None:
+        self.asked.append((host, address))
+        if self.fail:
+            raise RuntimeError("the store is gone")
+        return Chosen(host, Interception(self.table.get(host, "decrypt"), "test"), address, None, "groep 7")
+
+    def refused(self, chosen: Chosen) -> None:
+        self.refusals.append(chosen.host)
+
+    def passed_through(self, host: str) -> None:
+        self.passed.append(host)
+
+
+class Kept(asyncio.Protocol):
+    """mitmproxy's protocol, as far as the front door can tell: it keeps every byte it is handed."""
+
+    def __init__(self, kept: list[Kept]) -> None:
+        self.data = bytearray()
+        self.peer: object = None
+        kept.append(self)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.peer = transport.get_extra_info("peername")
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(b"mitmproxy here\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+
+class Origin:
+    """A plain TCP server on 127.0.0.1: keeps what each connection sent, and answers as `serve` says."""
+
+    def __init__(self, serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]) -> None:
+        self.serve = serve
+        self.port = 0
+        self.accepted = 0
+
+    async def start(self) -> asyncio.Server:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.accepted += 1
+            try:
+                await self.serve(reader, writer)
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        return server
+
+
+async def echo_after_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Reads to the end, then answers with what it read: needs the client's half-close to reach it."""
+    data = await reader.read()
+    writer.write(b"got " + data)
+    await writer.drain()
+
+
+def client_hello(name: str) -> bytes:
+    """A real TLS ClientHello for `name`, as a browser would send it first in the tunnel."""
+    context = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=name)
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+async def front(choices: Choices, kept: list[Kept], idle: float = 600.0) -> tuple[FrontDoor, asyncio.Server, int]:
+    door = FrontDoor(choices, lambda: None, lambda: idle)
+    server = await asyncio.get_running_loop().create_server(door.wrap(lambda: Kept(kept)), "127.0.0.1", 0)
+    return door, server, server.sockets[0].getsockname()[1]
+
+
+async def tunnel(port: int, target: str, first: bytes = b"") -> tuple[Client, bytes]:
+    """A CONNECT to `target` through the front door: the streams and the answer's head."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode() + first)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    return (reader, writer), head
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_a_passed_through_tunnel_is_relayed_both_ways_with_its_half_close() -> None:
+    async def test() -> None:
+        origin = Origin(echo_after_eof)
+        async with await origin.start():
+            choices, kept = Choices({"localhost": "passthrough"}), []
+            _, server, port = await front(choices, kept)
+            async with server:
+                hello = client_hello("localhost")
+                (reader, writer), head = await tunnel(port, f"localhost:{origin.port}", hello)
+                assert head == b"HTTP/1.1 200 Connection established\r\n\r\n"
+                writer.write(b"and more")
+                writer.write_eof()
+                answer = await asyncio.wait_for(reader.read(), 5)
+                assert answer == b"got " + hello + b"and more"
+                writer.close()
+        assert kept == [] and choices.passed == ["localhost"]
+        assert choices.asked == [("localhost", "127.0.0.1")]
+    run(test)
+
+
+def test_the_servers_close_reaches_the_client() -> None:
+    async def greet_and_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"bye")
+        await writer.drain()
+
+    async def test() -> None:
+        origin = Origin(greet_and_close)
+        async with await origin.start():
+            door, server, port = await front(Choices({"localhost": "passthrough"}), [])
+            async with server:
+                (reader, writer), _ = await tunnel(port, f"localhost:{origin.port}", client_hello("localhost"))
+                assert await asyncio.wait_for(reader.read(), 5) == b"bye"
+                writer.close()
+                await asyncio.sleep(0.05)
+                assert not door.open
+    run(test)
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET http://example.org/ HTTP/1.1\r\nHost: example.org\r\n\r\n",  # plain HTTP through the proxy
+    b"CONNECT chat.example:443 HTTP/1.1\r\nHost: chat.example:443\r\n\r\n" + b"\x16\x03\x01",  # decrypted
+    b"CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n",  # an address, not a name: the ClientHello names the host
+    b"CONNECT [::1]:443 HTTP/1.1\r\n\r\n",
+    b"CONNECT localhost:99999 HTTP/1.1\r\n\r\n",  # no such port
+    b"CONNECT localhost HTTP/1.1\r\n\r\n",  # not host:port
+    b"\x16\x03\x01\x00\x05hello",  # not HTTP at all
+    b"CONNECT localhost:443 HTTP/1.1\r\n" + b"X-Long: " + b"a" * MAX_HEAD,  # a head without an end in sight
+])
+def test_everything_else_reaches_mitmproxy_untouched(request_bytes: bytes) -> None:
+    async def test() -> None:
+        choices, kept = Choices({"localhost": "passthrough"}), []
+        _, server, port = await front(choices, kept)
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request_bytes)
+            assert await asyncio.wait_for(reader.readline(), 5) == b"mitmproxy here\r\n"
+            for _ in range(100):
+                if len(kept) == 1 and len(kept[0].data) >= len(request_bytes):
+                    break
+                await asyncio.sleep(0.02)
+            assert len(kept) == 1 and bytes(kept[0].data) == request_bytes
+            assert kept[0].peer == writer.get_extra_info("sockname")  # the same client, the same address
+            writer.close()
+        assert choices.passed == []
+    run(test)
+
+
+def test_a_head_in_pieces_is_read_whole_before_the_choice() -> None:
+    async def test() -> None:
+        origin = Origin(echo_after_eof)
+        async with await origin.start():
+            choices = Choices({"localhost": "passthrough"})
+            _, server, port = await front(choices, [])
+            async with server:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                request = f"CONNECT localhost:{origin.port} HTTP/1.0\r\nUser-Agent: x\r\n\r\n".encode()
+                hello = client_hello("localhost")
+                for piece in (request[:3], request[3:20], request[20:], hello[:50], hello[50:]):
+                    writer.write(piece)
+                    await writer.drain()
+                    await asyncio.sleep(0.02)
+                assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.0 200 Connection established\r\n\r\n"
+                writer.write_eof()
+                assert await asyncio.wait_for(reader.read(), 5) == b"got " + hello
+                writer.close()
+            assert choices.asked == [("localhost", "127.0.0.1")]
+    run(test)
+
+
+@pytest.mark.parametrize(("name", "relayed", "refused"), [
+    ("other.example", True, []),  # another host that is passed through too
+    ("chat.example", False, []),  # one that must be decrypted: the tunnel is closed
+    ("dns.example", False, ["dns.example"]),  # one that is refused: closed and recorded
+])
+def test_a_server_name_other_than_the_connects_is_judged_too(name: str, relayed: bool, refused: list[str]) -> None:
+    async def test() -> None:
+        origin = Origin(echo_after_eof)
+        async with await origin.start():
+            choices = Choices({"localhost": "passthrough", "other.example": "passthrough", "dns.example": "refuse"})
+            _, server, port = await front(choices, [])
+            async with server:
+                hello = client_hello(name)
+                (reader, writer), _ = await tunnel(port, f"localhost:{origin.port}", hello)
+                writer.write_eof()
+                answer = await asyncio.wait_for(reader.read(), 5)
+                assert answer == (b"got " + hello if relayed else b"")
+                writer.close()
+        assert origin.accepted == (1 if relayed else 0)
+        assert choices.refusals == refused
+        assert choices.passed == (["localhost"] if relayed else [])
+    run(test)
+
+
+def test_a_broken_client_hello_closes_the_tunnel_and_nothing_is_connected() -> None:
+    async def test() -> None:
+        origin = Origin(echo_after_eof)
+        async with await origin.start():
+            _, server, port = await front(Choices({"localhost": "passthrough"}), [])
+            async with server:
+                broken = b"\x16\x03\x01\x00\x08" + b"\x01\x00\x00\x04abcd"  # a ClientHello too short for itself
+                (reader, writer), _ = await tunnel(port, f"localhost:{origin.port}", broken)
+                assert await asyncio.wait_for(reader.read(), 5) == b""
+                writer.close()
+        assert origin.accepted == 0
+    run(test)
+
+
+def test_an_unreachable_server_closes_the_tunnel() -> None:
+    async def test() -> None:
+        probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        closed_port = probe.sockets[0].getsockname()[1]
+        probe.close()
+        await probe.wait_closed()
+        door, server, port = await front(Choices({"localhost": "passthrough"}), [])
+        async with server:
+            (reader, writer), head = await tunnel(port, f"localhost:{closed_port}", client_hello("localhost"))
+            assert head.startswith(b"HTTP/1.1 200")  # answered first, as mitmproxy does with lazy connections
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+        assert not door.open
+    run(test)
+
+
+def test_a_failing_choice_hands_the_connection_to_mitmproxy() -> None:
+    async def test() -> None:
+        kept: list[Kept] = []
+        _, server, port = await front(Choices({}, fail=True), kept)
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"CONNECT localhost:443 HTTP/1.1\r\n\r\n")
+            assert await asyncio.wait_for(reader.readline(), 5) == b"mitmproxy here\r\n"
+            writer.close()
+        assert len(kept) == 1
+    run(test)
+
+
+def test_an_idle_tunnel_is_closed_after_the_timeout_and_a_busy_one_is_not() -> None:
+    async def chatter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            writer.write(line)
+
+    async def test() -> None:
+        origin = Origin(chatter)
+        async with await origin.start():
+            door, server, port = await front(Choices({"localhost": "passthrough"}), [], idle=0.4)
+            async with server:
+                (reader, writer), _ = await tunnel(port, f"localhost:{origin.port}")
+                # Not TLS: no rule looks inside the host, so its bytes are relayed as they are.
+                for n in range(8):  # 0.8 s, twice the timeout, never 0.4 s quiet
+                    writer.write(b"ping %d\n" % n)
+                    assert await asyncio.wait_for(reader.readline(), 5) == b"ping %d\n" % n
+                    await asyncio.sleep(0.1)
+                started = asyncio.get_running_loop().time()
+                assert await asyncio.wait_for(reader.read(), 5) == b""  # quiet now: closed
+                assert 0.2 < asyncio.get_running_loop().time() - started < 2
+                writer.close()
+            assert not door.open
+    run(test)
+
+
+def test_a_slow_client_pauses_the_server_instead_of_filling_memory() -> None:
+    size = 32 * 1024 * 1024
+
+    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        chunk = b"x" * 65536
+        for _ in range(size // len(chunk)):
+            writer.write(chunk)
+            await writer.drain()
+
+    async def test() -> None:
+        origin = Origin(flood)
+        async with await origin.start():
+            door, server, port = await front(Choices({"localhost": "passthrough"}), [])
+            async with server:
+                (reader, writer), _ = await tunnel(port, f"localhost:{origin.port}", b"start")
+                await asyncio.sleep(0.5)  # the client reads nothing for a while
+                (doorway,) = door.open
+                assert doorway.transport is not None
+                held = doorway.transport.get_write_buffer_size()
+                assert held < 2 * 1024 * 1024, held  # without back-pressure all 32 MB would wait here
+                got = 0
+                while chunk := await asyncio.wait_for(reader.read(1 << 20), 10):
+                    got += len(chunk)
+                assert got == size
+                writer.close()
+    run(test)
