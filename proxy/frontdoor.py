@@ -17,8 +17,12 @@ puts it there), and reads the first request of every new connection:
   same transport (`transport.set_protocol`) and gets the bytes read so far: it sees the same client address,
   the same bytes, and decides again as it always did.
 
-Only in regular mode (worker.py): with a parent proxy the tunnel would have to be asked of the parent, and in
-transparent mode there is no CONNECT.
+In transparent mode (worker.py) there is no CONNECT: the first bytes of a redirected connection are the
+ClientHello, judged by its server name; a passed-through one is relayed to the connection's original
+destination (SO_ORIGINAL_DST), as mitmproxy would. Nothing has been answered yet, so everything else (plain HTTP
+on port 80, no server name, a host that is decrypted or refused, a connection made straight to the proxy's own
+address) is handed to mitmproxy. With a parent proxy (`--upstream`) the front door is not used: the tunnel would
+have to be asked of the parent.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from mitmproxy import platform
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
 from filters.hosts import clean_host
@@ -63,10 +68,12 @@ class Choice(Protocol):
 class FrontDoor:
     """One per worker: the choice, mitmproxy's idle timeout, and the counts of the tunnels relayed here."""
 
-    def __init__(self, choice: Choice, count: Callable[[], None], idle_timeout: Callable[[], float]) -> None:
+    def __init__(self, choice: Choice, count: Callable[[], None], idle_timeout: Callable[[], float],
+                 transparent: bool = False) -> None:
         self.choice = choice
-        self.count = count  # a tunnel relayed here: counted as an accepted connection of this worker
+        self.count = count  # a tunnel relayed here
         self.idle_timeout = idle_timeout  # mitmproxy's tcp_timeout, read when a tunnel starts
+        self.transparent = transparent
         self.open: set[Doorway] = set()
 
     def wrap(self, inner: Callable[[], asyncio.BaseProtocol]) -> Callable[[], asyncio.Protocol]:
@@ -88,8 +95,8 @@ class Doorway(asyncio.Protocol):
         self.address = ""
         self.buffer = bytearray()
         self.state = "head"  # head, hello, connecting, relay, closed
-        self.host = ""
-        self.port = 0
+        self.host = ""  # the name judged: the CONNECT's, or the server name in transparent mode
+        self.target: tuple[str, int] = ("", 0)  # where the relay connects
         self.upstream: Upstream | None = None
         self.idle: asyncio.TimerHandle | None = None
         self.last = 0.0  # loop time of the last bytes either way
@@ -103,6 +110,18 @@ class Doorway(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]).removeprefix("::ffff:") if peer else ""
+        if self.door.transparent:
+            self.state = "hello"
+            try:
+                assert platform.original_addr is not None
+                original = platform.original_addr(transport.get_extra_info("socket"))
+            except Exception:  # mitmproxy's own handler reports it
+                self._hand_over()
+                return
+            if tuple(original[:2]) == tuple(transport.get_extra_info("sockname")[:2]):
+                self._hand_over()  # made straight to the proxy: its guard (proxy/direct.py) answers that
+                return
+            self.target = (str(original[0]), int(original[1]))
 
     def data_received(self, data: bytes) -> None:
         if self.state == "relay":
@@ -161,7 +180,7 @@ class Doorway(asyncio.Protocol):
         if chosen is None or chosen.interception.choice != "passthrough":
             self._hand_over()
             return
-        self.host, self.port = host, port
+        self.host, self.target = host, (host, port)
         del buffer[:end + 4]
         assert self.transport is not None
         self.transport.write(version + b" 200 Connection established\r\n\r\n")
@@ -170,30 +189,52 @@ class Doorway(asyncio.Protocol):
             self._read_hello()
 
     def _read_hello(self) -> None:
-        """The tunnel's first bytes: a TLS ClientHello is checked for its server name; anything else is the
-        host's too, and no rule looks inside the host."""
+        """The tunnel's first bytes: a TLS ClientHello is judged by its server name. Anything else is the
+        CONNECT host's too (no rule looks inside it); in transparent mode it goes to mitmproxy."""
         buffer = self.buffer
-        if buffer[0] == _TLS_HANDSHAKE:
-            try:
-                hello = parse_client_hello(bytes(buffer))
-            except ValueError:
-                self.close()  # mitmproxy closes a broken handshake too
+        transparent = self.door.transparent
+        if buffer[0] != _TLS_HANDSHAKE:
+            if transparent:
+                self._hand_over()
+            else:
+                self._relay()
+            return
+        try:
+            hello = parse_client_hello(bytes(buffer))
+        except ValueError:
+            self._unreadable()
+            return
+        if hello is None:
+            if len(buffer) > MAX_HELLO:
+                self._unreadable()
+            return
+        name = clean_host(hello.sni or "")
+        if transparent:
+            chosen = self._choice(name) if name and not _is_address(name) else None
+            if chosen is None or chosen.interception.choice != "passthrough":
+                self._hand_over()
                 return
-            if hello is None:
-                if len(buffer) > MAX_HELLO:
-                    self.close()
+            self.host = name
+        elif name and name != self.host:
+            chosen = self._choice(name)
+            if chosen is None or chosen.interception.choice != "passthrough":
+                # A tunnel to one host whose handshake names another that must be decrypted or refused:
+                # no browser does this, and the CONNECT has been answered already: closed.
+                if chosen is not None and chosen.interception.choice == "refuse":
+                    self.door.choice.refused(chosen)
+                log.debug("a tunnel whose server name is not its CONNECT's was closed")
+                self.close()
                 return
-            name = clean_host(hello.sni or "")
-            if name and name != self.host:
-                chosen = self._choice(name)
-                if chosen is None or chosen.interception.choice != "passthrough":
-                    # A tunnel to one host whose handshake names another that must be decrypted or refused:
-                    # no browser does this, and the CONNECT has been answered already: closed.
-                    if chosen is not None and chosen.interception.choice == "refuse":
-                        self.door.choice.refused(chosen)
-                    log.debug("a tunnel whose server name is not its CONNECT's was closed")
-                    self.close()
-                    return
+        self._relay()
+
+    def _unreadable(self) -> None:
+        """A handshake that cannot be read: mitmproxy's TLS layer reports it; a tunnel already answered is closed."""
+        if self.door.transparent:
+            self._hand_over()
+        else:
+            self.close()
+
+    def _relay(self) -> None:
         self.door.choice.passed_through(self.host)
         self.door.count()
         self.state = "connecting"
@@ -212,7 +253,7 @@ class Doorway(asyncio.Protocol):
         try:
             # No happy_eyeballs_delay: Python 3.12.1's staggered_race can fail an assertion; mitmproxy does not
             # use it either.
-            await asyncio.wait_for(loop.create_connection(lambda: upstream, self.host, self.port), CONNECT_TIMEOUT)
+            await asyncio.wait_for(loop.create_connection(lambda: upstream, *self.target), CONNECT_TIMEOUT)
         except (OSError, TimeoutError, UnicodeError) as e:
             log.debug("a passed-through server could not be reached: %s", type(e).__name__)
             self.close()

@@ -33,6 +33,10 @@ class ProxyMetrics:
         self.registry = registry
         self.connections = Counter("klaswacht_worker_connections", "Client connections accepted, by proxy worker",
                                    ("worker",), registry=registry).labels(str(worker))
+        # Tunnels passed through by the front door (proxy/frontdoor.py), not mitmproxy: the cheap path's share.
+        self.relayed = Counter("klaswacht_relayed_connections",
+                               "Connections passed through by the front door's relay rather than mitmproxy",
+                               registry=registry)
         self.requests = Counter("klaswacht_requests", "HTTP requests seen by the filter", registry=registry)
         self.verdicts = Counter("klaswacht_verdicts", "Verdicts by action, rule and category",
                                 ("action", "rule", "category"), registry=registry)
@@ -74,6 +78,11 @@ class ProxyMetrics:
             self.config.labels(self._version).set(0)
         self._version = version
         self.config.labels(version).set(1)
+
+    def relay(self) -> None:
+        """A connection accepted and relayed by the front door (mitmproxy counts the others in `client_connected`)."""
+        self.connections.inc()
+        self.relayed.inc()
 
     def verdict(self, action: str, rule: str, category: str | None) -> None:
         # Unknown values collapse to "other" so that a list with a new name cannot grow the label set.

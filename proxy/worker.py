@@ -169,9 +169,10 @@ async def serve(args: argparse.Namespace) -> int:
             print(f"klaswacht proxy: {UPSTREAM_CA_ENV}: {e}", file=sys.stderr)
             return 2
     loop = asyncio.get_running_loop()
-    if args.mode == "regular" and not args.upstream and isinstance(loop, ReusePortLoop):
+    if not args.upstream and isinstance(loop, ReusePortLoop):
         # Tunnels that no rule looks inside are relayed by the front door; the rest reaches mitmproxy untouched.
-        loop.front_door = FrontDoor(addon, metrics.connections.inc, lambda: float(ctx.options.tcp_timeout))
+        loop.front_door = FrontDoor(addon, metrics.relay, lambda: float(ctx.options.tcp_timeout),
+                                    transparent=args.mode == "transparent")
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, master.shutdown)
     await master.run()

@@ -388,6 +388,7 @@ def test_transparent_gateway_filters_pupils_and_lets_staff_through(school: Schoo
     assert s.python("pupil", TLS_CLIENT, pupil, up, "www.speelgoedwinkel.nl") == "closed"  # upstream: no TLS
     assert until(lambda: [r["first"] for r in s.seen() if r["kind"] == "tls"] == ["16"])
     assert s.metric('klaswacht_tls_connections_total{choice="passthrough"}') == 1
+    assert s.metric("klaswacht_relayed_connections_total") == 1  # by the front door, to the original destination
     # A DoH resolver's name: refused at the ClientHello, the connection closed, the upstream never contacted.
     assert s.python("pupil", TLS_CLIENT, pupil, up, "dns.google") == "closed"
     assert s.metric('klaswacht_refused_connections_total{category="doh"}') == 1

@@ -88,11 +88,13 @@ def test_a_tunnel_no_rule_looks_inside_is_relayed_undecrypted(shipped: Running, 
     assert metric(shipped, 'klaswacht_tls_connections_total{choice="passthrough"}') == 2
     assert metric(shipped, 'klaswacht_tls_connections_total{choice="decrypt"}') == 0
     assert metric(shipped, 'klaswacht_worker_connections_total{worker="0"}') == 2
+    assert metric(shipped, "klaswacht_relayed_connections_total") == 2  # by the front door, not mitmproxy
     # The rest still reaches mitmproxy: a chat host is decrypted and gets the block page.
     code, body = split(curl(shipped, "https://discord.com/app", Path(shipped.lines["ca"])))
     assert code == "403" and b"Chatten doen we niet op school." in body
     assert metric(shipped, 'klaswacht_tls_connections_total{choice="decrypt"}') == 1
     assert metric(shipped, 'klaswacht_worker_connections_total{worker="0"}') == 3
+    assert metric(shipped, "klaswacht_relayed_connections_total") == 2
 
 
 def test_the_choice_is_the_pupils_a_banned_device_gets_the_block_page(tmp_path: Path,
@@ -109,5 +111,6 @@ def test_the_choice_is_the_pupils_a_banned_device_gets_the_block_page(tmp_path: 
         assert code == "403" and PAGE not in body
         assert metric(running, 'klaswacht_tls_connections_total{choice="passthrough"}') == 1
         assert metric(running, 'klaswacht_tls_connections_total{choice="decrypt"}') == 1
+        assert metric(running, "klaswacht_relayed_connections_total") == 1
     finally:
         running.stop()
