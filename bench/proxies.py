@@ -41,7 +41,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ROUND_STRIDE = 137  # visits: where each round starts in the mix (every target of a round starts at the same one)
 
 DIRECT, MITMDUMP, E2GUARDIAN, KW1, KW2 = "nginx direct", "mitmdump", "e2guardian", "klaswacht w1", "klaswacht w2"
-ORDER = (DIRECT, MITMDUMP, E2GUARDIAN, KW1, KW2)
+E2MITM = "e2guardian MITM"  # Debian's configuration with its HTTPS interception on: it reads HTTPS as klaswacht must
+ORDER = (DIRECT, MITMDUMP, E2GUARDIAN, E2MITM, KW1, KW2)
 
 # Aims of issue 6.
 AIM_RULES_COST = 0.10
@@ -223,10 +224,11 @@ def measure(load: Load, target: services.Target, pids: list[int], scenario: Scen
 
 
 def targets_for(scenario: Scenario) -> tuple[str, ...]:
-    """Every target in every scenario; the second klaswacht (2 workers) only where scaling is read."""
-    if scenario.mix or scenario.connections == 64:
-        return ORDER
-    return ORDER[:-1]
+    """Every target in every scenario, but: e2guardian MITM over HTTPS only (over HTTP it is e2guardian), the
+    second klaswacht (2 workers) only where scaling is read."""
+    return tuple(name for name in ORDER
+                 if (name != E2MITM or scenario.scheme == "https")
+                 and (name != KW2 or scenario.mix or scenario.connections == 64))
 
 
 def check(load: Load, targets: dict[str, services.Target], origin_cert: Path) -> None:
@@ -239,6 +241,8 @@ def check(load: Load, targets: dict[str, services.Target], origin_cert: Path) ->
             if result["status"].get("200", 0) == 0:
                 raise RuntimeError(f"{target.name} over {scheme} answered {result['status']}, "
                                    f"errors {result['errors']}")
+            if target.name in (MITMDUMP, E2MITM) and scheme == "https" and not result["decrypted"]:
+                raise RuntimeError(f"{target.name} did not decrypt HTTPS: its configuration is not in force")
 
 
 def bench(args: argparse.Namespace) -> Run:
@@ -259,6 +263,7 @@ def bench(args: argparse.Namespace) -> Run:
         targets[DIRECT] = services.Target(DIRECT, None, [nginx])
         targets[MITMDUMP] = services.start_mitmdump(work, origin_ca)
         targets[E2GUARDIAN] = services.start_e2guardian(work)
+        targets[E2MITM] = services.start_e2guardian(work, origin_ca)
         targets[KW1] = services.start_klaswacht(work, origin_ca, 1, args.policy)
         targets[KW2] = services.start_klaswacht(work, origin_ca, 2, args.policy)
         load = Load()
@@ -284,6 +289,9 @@ def bench(args: argparse.Namespace) -> Run:
                 run.histograms[name] = histogram_delta(histogram_from_text(end, HISTOGRAM),
                                                        histogram_from_text(start_scrapes[name], HISTOGRAM))
                 run.interception[name] = counter_values(end, "klaswacht_tls_connections", "choice")
+                relayed = counter_values(end, "klaswacht_relayed_connections", "").get("")
+                if relayed is not None:  # of the passed-through ones: by the front door, not mitmproxy
+                    run.interception[name]["relayed by the front door"] = relayed
             if target.proxy is not None:
                 run.memory[name] = [peak_rss_mib(pid) for pid in target.worker_pids()]
         run.load_average.append(" ".join(Path("/proc/loadavg").read_text().split()[:3]))
@@ -346,20 +354,22 @@ def report(run: Run) -> str:
     lines.append("")
     lines.append("Throughput, requests/s (median over rounds), and ratios (median of per-round ratios):")
     lines.append("")
-    lines.append("| scenario | nginx direct | mitmdump | e2guardian | klaswacht | klaswacht ÷ mitmdump "
-                 "| klaswacht ÷ e2guardian | e2guardian ÷ mitmdump |")
-    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    lines.append("| scenario | nginx direct | mitmdump | e2guardian | e2guardian MITM | klaswacht "
+                 "| klaswacht ÷ mitmdump | klaswacht ÷ e2guardian | klaswacht ÷ e2guardian MITM "
+                 "| e2guardian ÷ mitmdump |")
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for scenario in run.cells:
-        m, e, k = (_rates(run, scenario, n) for n in (MITMDUMP, E2GUARDIAN, KW1))
+        m, e, e2, k = (_rates(run, scenario, n) for n in (MITMDUMP, E2GUARDIAN, E2MITM, KW1))
         lines.append(f"| {scenario} | {_fmt(median(_rates(run, scenario, DIRECT)))} | {_fmt(median(m))} "
-                     f"| {_fmt(median(e))} | {_fmt(median(k))} | {_times(median_ratio(k, m))} "
-                     f"| {_times(median_ratio(k, e))} | {_times(median_ratio(e, m))} |")
+                     f"| {_fmt(median(e))} | {_fmt(median(e2))} | {_fmt(median(k))} | {_times(median_ratio(k, m))} "
+                     f"| {_times(median_ratio(k, e))} | {_times(median_ratio(k, e2))} "
+                     f"| {_times(median_ratio(e, m))} |")
     lines.append("")
     lines.append("CPU time of the target's processes per request, ms (median over rounds; the client's own "
                  "CPU not included):")
     lines.append("")
-    lines.append("| scenario | nginx direct | mitmdump | e2guardian | klaswacht |")
-    lines.append("| --- | ---: | ---: | ---: | ---: |")
+    lines.append("| scenario | nginx direct | mitmdump | e2guardian | e2guardian MITM | klaswacht |")
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
     for scenario, by in run.cells.items():
         cells = [_fmt(median(c.cpu_per_request * 1000 for c in by.get(n, [])), 3) for n in ORDER[:-1]]
         lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
@@ -404,12 +414,15 @@ def _aims(run: Run) -> list[str]:
     for scenario in run.cells:
         if not scenario.startswith("mix"):
             continue
-        k, m, e = (_rates(run, scenario, n) for n in (KW1, MITMDUMP, E2GUARDIAN))
-        vs_m, vs_e = median_ratio(k, m), median_ratio(k, e)
+        k, m, e, e2 = (_rates(run, scenario, n) for n in (KW1, MITMDUMP, E2GUARDIAN, E2MITM))
+        vs_m, vs_e, vs_e2 = median_ratio(k, m), median_ratio(k, e), median_ratio(k, e2)
         lines.append(f"| {scenario}: klaswacht ≥ 3 × bare mitmdump | {_times(vs_m)} "
                      f"| {_met(vs_m >= AIM_MIX_VS_MITMDUMP if math.isfinite(vs_m) else None)} |")
         lines.append(f"| {scenario}: klaswacht ahead of e2guardian | {_times(vs_e)} "
                      f"| {_met(vs_e > 1 if math.isfinite(vs_e) else None)} |")
+        if e2:
+            lines.append(f"| {scenario}: klaswacht ahead of e2guardian MITM (both read HTTPS) | {_times(vs_e2)} "
+                         f"| {_met(vs_e2 > 1 if math.isfinite(vs_e2) else None)} |")
     for scenario, by in run.cells.items():
         if KW2 in by:
             scale = median_ratio(_rates(run, scenario, KW2), _rates(run, scenario, KW1))
@@ -423,7 +436,7 @@ def _aims(run: Run) -> list[str]:
         lines.append(f"| {name}: decision p99 < 1 ms (p50 {_fmt(p50 * 1e6, 1)} µs, mean "
                      f"{_fmt(total / count * 1e6, 1)} µs, {count:,.0f} decisions) | {_fmt(p99 * 1e6, 1, ' µs')} "
                      f"| {_met(p99 < AIM_P99)} |")
-    for name in (MITMDUMP, E2GUARDIAN, KW1, KW2):
+    for name in (MITMDUMP, E2GUARDIAN, E2MITM, KW1, KW2):
         peaks = run.memory.get(name, [])
         if not peaks:
             continue

@@ -41,11 +41,11 @@ _WORDS = ("de", "het", "een", "school", "les", "kinderen", "werkstuk", "spreekbe
 # --- the origin: a CA, one certificate for every host name, the pages, nginx
 
 
-def make_certificates(folder: Path, names: tuple[str, ...] = HOSTS) -> tuple[Path, Path, Path]:
-    """A private CA and a certificate for `names` signed by it: (ca.pem, cert.pem, key.pem)."""
+def _ca(name: str) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """A private CA's key and self-signed certificate, valid for 30 days."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "klaswacht bench origin CA")])
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
           .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
           .not_valid_after(now + datetime.timedelta(days=30))
@@ -55,6 +55,19 @@ def make_certificates(folder: Path, names: tuple[str, ...] = HOSTS) -> tuple[Pat
                                        crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
           .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
           .sign(ca_key, hashes.SHA256()))
+    return ca_key, ca
+
+
+def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def make_certificates(folder: Path, names: tuple[str, ...] = HOSTS) -> tuple[Path, Path, Path]:
+    """A private CA and a certificate for `names` signed by it: (ca.pem, cert.pem, key.pem)."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, ca = _ca("klaswacht bench origin CA")
+    ca_name = ca.subject
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     cert = (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
@@ -68,8 +81,7 @@ def make_certificates(folder: Path, names: tuple[str, ...] = HOSTS) -> tuple[Pat
     paths = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[2].write_bytes(_pem_key(key))
     return paths
 
 
@@ -241,40 +253,70 @@ def start_mitmdump(work: Path, origin_ca: Path) -> Target:
     return Target("mitmdump", ("127.0.0.1", port), [Process("mitmdump", popen, log=log)])
 
 
-def start_e2guardian(work: Path) -> Target:
-    """e2guardian with Debian's default configuration, changed only to listen on loopback.
+def start_e2guardian(work: Path, origin_ca: Path | None = None) -> Target:
+    """e2guardian with Debian's default configuration, changed only to listen on loopback; with `origin_ca`,
+    also with its HTTPS interception (MITM) switched on, trusting the origin's CA.
 
     The two files are copied to a lower-case folder (e2guardian lower-cases include paths) and changed:
     filterip and filterports (loopback, a free port), transparenthttpsport commented out (it would
     listen on every address), and the pid and access-log files in the folder. The filter group file
     (e2guardianf1.conf, found beside the main file) and every list stay Debian's in /etc/e2guardian.
+    With MITM, the settings Debian's comments name for it: `enablessl = on` with a CA, its key, the key of
+    the generated certificates and their folder (made here), `sslcertificatepath` (a hashed folder with the
+    origin's CA, so that it verifies servers as mitmdump and klaswacht do), and `sslmitm = on` in the filter
+    group, which decrypts every HTTPS site but the exception lists'.
     In the foreground (-N) SIGTERM makes it restart, so it is stopped with SIGKILL, by its pid.
     """
-    folder = work / "e2guardian"
+    folder = work / ("e2guardianmitm" if origin_ca else "e2guardian")
     folder.mkdir()
     port = free_port()
+    settings = {"filterip": "filterip = 127.0.0.1", "filterports": f"filterports = {port}"}
+    if origin_ca is not None:
+        settings.update(_e2guardian_mitm(folder, origin_ca))
     lines = []
     for line in Path("/etc/e2guardian/e2guardian.conf").read_text().splitlines():
         key = line.split("=", 1)[0].strip()
-        if key == "filterip":
-            line = "filterip = 127.0.0.1"
-        elif key == "filterports":
-            line = f"filterports = {port}"
+        if key in settings:
+            line = settings.pop(key)
         elif key == "transparenthttpsport":
             line = "#" + line
         lines.append(line)
-    lines += [f"pidfilename = '{folder}/e2guardian.pid'", f"loglocation = '{folder}/access.log'"]
+    lines += [*settings.values(), f"pidfilename = '{folder}/e2guardian.pid'", f"loglocation = '{folder}/access.log'"]
     conf = folder / "e2guardian.conf"
     conf.write_text("\n".join(lines) + "\n")
-    (folder / "e2guardianf1.conf").write_text(Path("/etc/e2guardian/e2guardianf1.conf").read_text())
-    for path in (folder, *folder.iterdir()):
+    group = Path("/etc/e2guardian/e2guardianf1.conf").read_text()
+    if origin_ca is not None:
+        assert "\nsslmitm = off\n" in group, "Debian's e2guardianf1.conf changed: sslmitm not found"
+        group = group.replace("\nsslmitm = off\n", "\nsslmitm = on\n")
+    (folder / "e2guardianf1.conf").write_text(group)
+    for path in (folder, *folder.rglob("*")):
         os.chown(path, *_user("e2guardian"))
     log = folder / "e2guardian.out"
     with log.open("wb") as out:
         popen = subprocess.Popen(["e2guardian", "-N", "-c", str(conf)], stdout=out, stderr=out,
                                  start_new_session=True)
     _wait_port(port, popen, "e2guardian", log)
-    return Target("e2guardian", ("127.0.0.1", port), [Process("e2guardian", popen, signal.SIGKILL, log)])
+    name = "e2guardian MITM" if origin_ca else "e2guardian"
+    return Target(name, ("127.0.0.1", port), [Process(name, popen, signal.SIGKILL, log)])
+
+
+def _e2guardian_mitm(folder: Path, origin_ca: Path) -> dict[str, str]:
+    """The CA and keys of e2guardian's MITM, and the settings of e2guardian.conf that name them."""
+    private = folder / "private"
+    (private / "generatedcerts").mkdir(parents=True)
+    ca_key, ca = _ca("klaswacht bench e2guardian CA")
+    (private / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (private / "ca.key").write_bytes(_pem_key(ca_key))
+    (private / "cert.key").write_bytes(_pem_key(rsa.generate_private_key(public_exponent=65537, key_size=2048)))
+    trusted = folder / "trusted"
+    trusted.mkdir()
+    (trusted / "origin.pem").write_bytes(origin_ca.read_bytes())
+    subprocess.run(["openssl", "rehash", str(trusted)], check=True, capture_output=True, timeout=30)
+    return {"enablessl": "enablessl = on", "sslcertificatepath": f"sslcertificatepath = '{trusted}/'",
+            "cacertificatepath": f"cacertificatepath = '{private}/ca.pem'",
+            "caprivatekeypath": f"caprivatekeypath = '{private}/ca.key'",
+            "certprivatekeypath": f"certprivatekeypath = '{private}/cert.key'",
+            "generatedcertpath": f"generatedcertpath = '{private}/generatedcerts/'"}
 
 
 def _user(name: str) -> tuple[int, int]:

@@ -171,3 +171,18 @@ def test_a_refused_connect_is_an_answer_not_an_error(tmp_path: Path) -> None:
     assert result["errors"] == {}
     assert result["status"] == {"CONNECT 403": result["total"]}
     assert result["total"] > 0
+
+
+def test_each_scenario_has_the_targets_it_is_read_for() -> None:
+    """e2guardian MITM only where there is HTTPS to decrypt; the second klaswacht only where scaling is read."""
+    from bench.proxies import DIRECT, E2GUARDIAN, E2MITM, KW1, KW2, MITMDUMP, targets_for
+    from bench.traffic import scenarios
+
+    by_name = {s.name: targets_for(s) for s in scenarios()}
+    always = {DIRECT, MITMDUMP, E2GUARDIAN, KW1}
+    assert all(always <= set(targets) for targets in by_name.values())
+    assert by_name["HTTP keep-alive 2 KB c16"] == (DIRECT, MITMDUMP, E2GUARDIAN, KW1)
+    assert by_name["HTTPS keep-alive 2 KB c16"] == (DIRECT, MITMDUMP, E2GUARDIAN, E2MITM, KW1)
+    assert by_name["HTTPS new conn 2 KB c64"] == (DIRECT, MITMDUMP, E2GUARDIAN, E2MITM, KW1, KW2)
+    assert by_name["mix HTTP browsing c64"] == (DIRECT, MITMDUMP, E2GUARDIAN, KW1, KW2)
+    assert by_name["mix HTTPS browsing c16"] == (DIRECT, MITMDUMP, E2GUARDIAN, E2MITM, KW1, KW2)
