@@ -179,6 +179,7 @@ class Cell:
     decrypted: int
     decision_sum: float = math.nan  # klaswacht: decision seconds observed during the cell
     decision_count: float = math.nan
+    others_cpu: float = math.nan  # CPU seconds of the client and the origin (nginx) over the cell
 
     @property
     def cpu_per_request(self) -> float:
@@ -205,17 +206,19 @@ class Run:
 
 
 def measure(load: Load, target: services.Target, pids: list[int], scenario: Scenario, run: Run,
-            origin_cert: Path, round_index: int) -> Cell:
+            origin_cert: Path, round_index: int, others: list[int]) -> Cell:
+    """One cell; `others` are the client's and the origin's processes (not the target's), whose CPU is read too."""
     job = {**scenario.job(), "proxy": list(target.proxy) if target.proxy else None, "duration": run.duration,
            "warmup": run.warmup, "origin_cert": str(origin_cert),
            "start": round_index * ROUND_STRIDE % len(scenario.visits)}
     before = histogram_from_text(scrape_all(target), HISTOGRAM) if target.metrics_url else None
-    cpu_before = cpu_seconds(pids)
+    others = [pid for pid in others if pid not in pids]
+    cpu_before, others_before = cpu_seconds(pids), cpu_seconds(others)
     result = load.run(job)
-    cpu = cpu_seconds(pids) - cpu_before
+    cpu, others_cpu = cpu_seconds(pids) - cpu_before, cpu_seconds(others) - others_before
     cell = Cell(rate=result["counted"] / result["window"], total=result["total"], cpu=cpu, status=result["status"],
                 errors=result["errors"], connections=result["connections"], tls=result["tls"],
-                decrypted=result["decrypted"])
+                decrypted=result["decrypted"], others_cpu=others_cpu)
     if before is not None and target.metrics_url:
         _, decision_sum, decision_count = histogram_delta(histogram_from_text(scrape_all(target), HISTOGRAM),
                                                           before)
@@ -278,7 +281,8 @@ def bench(args: argparse.Namespace) -> Run:
                 names = targets_for(scenario)
                 shift = (r + s) % len(names)
                 for name in names[shift:] + names[:shift]:  # rotated, so no target always goes first
-                    cell = measure(load, targets[name], pids[name], scenario, run, origin_cert, r)
+                    cell = measure(load, targets[name], pids[name], scenario, run, origin_cert, r,
+                                   [load.popen.pid, *pids[DIRECT]])
                     run.cells.setdefault(scenario.name, {}).setdefault(name, []).append(cell)
                     bad = sum(cell.errors.values())
                     log(f"round {r + 1}/{rounds}  {scenario.name:<28} {name:<13} {cell.rate:>9,.0f} req/s"
@@ -362,7 +366,7 @@ def report(run: Run) -> str:
         m, e, e2, k = (_rates(run, scenario, n) for n in (MITMDUMP, E2GUARDIAN, E2MITM, KW1))
         lines.append(f"| {scenario} | {_fmt(median(_rates(run, scenario, DIRECT)))} | {_fmt(median(m))} "
                      f"| {_fmt(median(e))} | {_fmt(median(e2))} | {_fmt(median(k))} | {_times(median_ratio(k, m))} "
-                     f"| {_times(median_ratio(k, e))} | {_times(median_ratio(k, e2))} "
+                     f"| {_times(median_ratio(k, e))} | {_times(median_ratio(k, e2)) if e2 else '–'} "
                      f"| {_times(median_ratio(e, m))} |")
     lines.append("")
     lines.append("CPU time of the target's processes per request, ms (median over rounds; the client's own "
@@ -415,7 +419,8 @@ def _aims(run: Run) -> list[str]:
         if not scenario.startswith("mix"):
             continue
         k, m, e, e2 = (_rates(run, scenario, n) for n in (KW1, MITMDUMP, E2GUARDIAN, E2MITM))
-        vs_m, vs_e, vs_e2 = median_ratio(k, m), median_ratio(k, e), median_ratio(k, e2)
+        vs_m, vs_e = median_ratio(k, m), median_ratio(k, e)
+        vs_e2 = median_ratio(k, e2) if e2 else math.nan
         lines.append(f"| {scenario}: klaswacht ≥ 3 × bare mitmdump | {_times(vs_m)} "
                      f"| {_met(vs_m >= AIM_MIX_VS_MITMDUMP if math.isfinite(vs_m) else None)} |")
         lines.append(f"| {scenario}: klaswacht ahead of e2guardian | {_times(vs_e)} "
@@ -426,7 +431,10 @@ def _aims(run: Run) -> list[str]:
     for scenario, by in run.cells.items():
         if KW2 in by:
             scale = median_ratio(_rates(run, scenario, KW2), _rates(run, scenario, KW1))
-            lines.append(f"| {scenario}: 2 workers ≥ 1.7 × 1 worker | {_times(scale)} "
+            bound, per_request = machine_bound(by[KW1], os.cpu_count() or 1)
+            lines.append(f"| {scenario}: 2 workers ≥ 1.7 × 1 worker (this machine allows at most {_times(bound)}: "
+                         f"{os.cpu_count()} cores ÷ {_fmt(per_request * 1e3, 3)} ms of CPU per request, of proxy, "
+                         f"client and nginx together) | {_times(scale)} "
                          f"| {_met(scale >= AIM_SCALING if math.isfinite(scale) else None)} |")
     for name in (KW1, KW2):
         buckets, total, count = run.histograms.get(name, ({}, 0.0, 0.0))
@@ -447,6 +455,15 @@ def _aims(run: Run) -> list[str]:
                      f"{each} MiB) | {_fmt(worst, 1, ' MiB')} "
                      f"| {_met(worst < AIM_MEMORY_MIB) if name.startswith('klaswacht') else ''} |")
     return lines
+
+
+def machine_bound(cells: list[Cell], cores: int) -> tuple[float, float]:
+    """How far any number of workers could go beyond this one on this machine, with the client and the origin on
+    the same cores: (the most requests/s all cores could give at the CPU per request the cells show, proxy,
+    client and origin together, ÷ the rate measured; that CPU per request). Medians over the cells (rounds)."""
+    per_request = median(ratio(c.cpu + c.others_cpu, c.total) for c in cells)
+    bound = median(ratio(cores, ratio(c.cpu + c.others_cpu, c.total)) / c.rate for c in cells if c.rate > 0)
+    return bound, per_request
 
 
 def _sanity(run: Run) -> list[str]:

@@ -186,3 +186,17 @@ def test_each_scenario_has_the_targets_it_is_read_for() -> None:
     assert by_name["HTTPS new conn 2 KB c64"] == (DIRECT, MITMDUMP, E2GUARDIAN, E2MITM, KW1, KW2)
     assert by_name["mix HTTP browsing c64"] == (DIRECT, MITMDUMP, E2GUARDIAN, KW1, KW2)
     assert by_name["mix HTTPS browsing c16"] == (DIRECT, MITMDUMP, E2GUARDIAN, E2MITM, KW1, KW2)
+
+
+def test_the_machine_bound_counts_proxy_client_and_origin_on_the_same_cores() -> None:
+    """At 500 requests/s with 1 ms of CPU per request (proxy 0.6, client and nginx 0.4), 2 cores allow 2,000/s: 4x."""
+    from bench.proxies import Cell, machine_bound
+
+    def cell(rate: float, total: int, cpu: float, others: float) -> Cell:
+        return Cell(rate=rate, total=total, cpu=cpu, status={}, errors={}, connections=0, tls=0, decrypted=0,
+                    others_cpu=others)
+
+    bound, per_request = machine_bound([cell(500, 1500, 0.9, 0.6), cell(400, 1200, 0.72, 0.48)], 2)
+    assert per_request == pytest.approx(0.001)
+    assert bound == pytest.approx((4.0 + 5.0) / 2)  # per round: 2,000/500 and 2,000/400
+    assert math.isnan(machine_bound([cell(0, 0, 0.0, 0.0)], 2)[0])
