@@ -74,15 +74,11 @@ class FrontDoor:
         self.count = count  # a tunnel relayed here
         self.idle_timeout = idle_timeout  # mitmproxy's tcp_timeout, read when a tunnel starts
         self.transparent = transparent
-        self.open: set[Doorway] = set()
+        self.open: set[Doorway] = set()  # the tunnels being relayed
 
     def wrap(self, inner: Callable[[], asyncio.BaseProtocol]) -> Callable[[], asyncio.Protocol]:
         """A protocol factory for the listening socket: the front door first, mitmproxy's protocol behind it."""
         return lambda: Doorway(self, inner)
-
-    def close_all(self) -> None:
-        for door in list(self.open):
-            door.close()
 
 
 class Doorway(asyncio.Protocol):

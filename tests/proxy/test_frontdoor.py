@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -114,3 +115,22 @@ def test_the_choice_is_the_pupils_a_banned_device_gets_the_block_page(tmp_path: 
         assert metric(running, "klaswacht_relayed_connections_total") == 1
     finally:
         running.stop()
+
+
+def test_a_stopping_proxy_closes_its_relayed_tunnels(tmp_path: Path, origin: tuple[int, Path]) -> None:
+    port, ca = origin
+    running = start(tmp_path / "data", "--period", "lesson")
+    host, proxy_port = running.proxy.removeprefix("http://").split(":")
+    raw = socket.create_connection((host, int(proxy_port)), timeout=10)
+    raw.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode())
+    assert raw.recv(4096).startswith(b"HTTP/1.1 200")
+    with ssl.create_default_context(cafile=str(ca)).wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.getpeercert() is not None  # the origin's own certificate: relayed, not decrypted
+        assert metric(running, "klaswacht_relayed_connections_total") == 1
+        assert running.stop() == 0
+        try:
+            closed = tls.recv(1) == b""
+        except (ssl.SSLError, OSError):
+            closed = True
+        assert closed  # not left open until the pupil's device gives up
+    assert "Traceback" not in running.stderr and "unclosed" not in running.stderr, running.stderr
