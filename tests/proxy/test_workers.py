@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from proxy_helpers import KLASWACHT, Running, fetch, fetch_from, klaswacht, metric, start, stopped_after, until
 
+from klaswacht.run import worker_environment
 from proxy.reuseport import ReusePortLoop
 
 BLOCKED = "http://www.google.com/search?q=kankerjuf"
@@ -273,3 +274,23 @@ def test_a_socket_made_by_the_caller_keeps_its_options() -> None:
     sock.bind(("127.0.0.1", 0))
     with asyncio.Runner(loop_factory=ReusePortLoop) as runner:
         assert runner.run(serve(sock)) == 0
+
+
+def test_workers_run_with_two_malloc_arenas_and_without_psycopg_on_sqlite(two: Running) -> None:
+    """Per-worker memory (issue 6): glibc's malloc held to two arenas unless the environment says otherwise, and the
+    PostgreSQL driver (some 7 MiB) not loaded by a worker whose store is SQLite."""
+    workers = workers_of(two)
+    assert len(workers) == 2
+    for pid in workers.values():
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', '2')}".encode() in environ
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "libsqlite3" in maps or "_sqlite3" in maps  # the store is open: the look below sees loaded modules
+        assert "psycopg" not in maps and "libpq" not in maps
+
+
+def test_an_arena_limit_in_the_environment_is_kept(tmp_path: Path) -> None:
+    """MALLOC_ARENA_MAX set by the administrator wins over klaswacht's two; the metrics folder is always this run's."""
+    given = worker_environment({"MALLOC_ARENA_MAX": "8", "PROMETHEUS_MULTIPROC_DIR": "/elsewhere"}, tmp_path)
+    assert given == {"MALLOC_ARENA_MAX": "8", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    assert worker_environment({}, tmp_path)["MALLOC_ARENA_MAX"] == "2"
