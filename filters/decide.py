@@ -136,9 +136,13 @@ def decide(facts: Facts, context: Context) -> Verdict:
     return Verdict("allow", "allow-list" if category == ALLOW else "none", None if category == ALLOW else category)
 
 
+# The methods whose requests carry what a pupil sends: only these are read by the outgoing rules.
+OUTGOING_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
 def reads_outgoing(method: str, host: str, context: Context) -> bool:
     """Whether an outgoing rule needs the body of this request: POST, PUT or PATCH outside the allow list."""
-    if method.upper() not in ("POST", "PUT", "PATCH"):
+    if method.upper() not in OUTGOING_METHODS:
         return False
     entry = context.hosts.lookup(host)
     return entry is None or entry.category != ALLOW

@@ -54,6 +54,14 @@ def period_end(policy: Policy, group: str, when: datetime) -> datetime | None:
     return datetime.combine(when.date(), min(end, day_end), when.tzinfo)
 
 
+def whole_minutes(policy: Policy) -> bool:
+    """Whether every time in the policy's timetables is a whole minute: the period can then change only at the
+    start of a minute of local time (holidays change at midnight), so a caller may work it out once a minute."""
+    times = [t for table in policy.timetables.values()
+             for t in (*(t for hours in table.days.values() for t in hours), *(t for b in table.breaks for t in b))]
+    return all(t.second == 0 and t.microsecond == 0 for t in times)
+
+
 def local_time(moment: datetime, zone: tzinfo) -> datetime:
     """The school's wall-clock time (naive) at the aware instant `moment`, daylight saving included.
 

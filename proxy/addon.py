@@ -46,7 +46,7 @@ from filters.interception import Interception, interception
 from filters.policy import DEFAULT_SCHOOL, PERIODS, Policy, PolicyError
 from filters.safesearch import enforce_safesearch
 from filters.search import extract_search_query, find_engine
-from filters.timetable import local_time, period_at
+from filters.timetable import local_time, period_at, whole_minutes
 from klaswacht.configversion import config_version
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS, Lists, fingerprint, load_lists, load_policy
 from klaswacht.store import Event, Store, StoreError, gateway_school
@@ -98,6 +98,10 @@ REFUSAL_WINDOW = 600.0
 REFUSAL_PAIRS = 10_000
 # Client addresses whose subnet group is remembered (a school's devices; past it the memory starts afresh).
 SUBNET_GROUPS = 65_536
+# Groups whose period is remembered for the current minute (past it, each is worked out per request).
+MINUTE_GROUPS = 4096
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MINUTE = timedelta(minutes=1)
 # The answer to a refused CONNECT (no browser shows it; curl and logs do), and the error of a refused ClientHello.
 REFUSED_CONNECT = "klaswacht: niet toegestaan op het schoolnetwerk / not allowed on the school network\n"
 REFUSED_TLS = "refused by klaswacht ([filter] refuse)"
@@ -112,6 +116,23 @@ class Chosen:
     address: str
     pupil: str | None
     group: str
+
+
+@dataclass(slots=True)
+class LocalMinute:
+    """One minute of the clock (UTC) and the school's wall-clock time at its start, with the periods worked out in it.
+
+    The timetable's times and holidays are whole minutes (and days) of local time, so the period cannot change
+    inside a minute whose local time runs on at the same offset: it is worked out once per group and minute, not
+    with a time-zone conversion on every request. A minute across a change of offset (or an offset of seconds) is
+    not remembered (`Klaswacht._local_minute`): there every request works it out, as before.
+    """
+
+    start: datetime  # the minute's first instant (UTC); it ends before start + 1 minute
+    policy: Policy  # the policy the periods are of: a reload starts afresh
+    zone: ZoneInfo
+    local: datetime  # naive local time at the start of the minute
+    periods: dict[str, str]  # group -> period
 
 
 class Refused(Exception):
@@ -259,6 +280,10 @@ class Klaswacht:
         self._refused_clients: weakref.WeakSet[connection.Client] = weakref.WeakSet()
         # Client address -> group by the policy's subnets (bounded: cleared past SUBNET_GROUPS and on a reload).
         self._subnet_groups: dict[str, str] = {}
+        # The minute the clock is in, with the periods worked out in it (`_period`).
+        self._minute: LocalMinute | None = None
+        # The setup host option as written, and checked (`_answer_setup`: once, not on every request).
+        self._setup_host: tuple[str, str] = ("", "")
         # Refusals recorded lately, per client and host (the metrics count every one).
         self._refusals = RecentReports(1, REFUSAL_WINDOW, REFUSAL_PAIRS)
         # Hosts already noted for IT's dry run on the local day `_seen_day` (bounded; cleared when the day changes).
@@ -396,19 +421,21 @@ class Klaswacht:
         if flow.response or flow.error or not flow.live:
             return
         with self.metrics.deciding(flow.metadata):
-            if flow.request.path.startswith(REPORT_PATH):
+            request = flow.request
+            if request.path.startswith(REPORT_PATH):
                 # Answered once the body is in (a form post), in `request`.
                 flow.metadata["klaswacht_report"] = True
                 return
-            if self._answer_setup(flow):  # the setup host: CA landing page, CA files, PAC, WPAD
+            host = request.pretty_host  # parses the Host header: once a hook, not once a use
+            if self._answer_setup(flow, host):  # the setup host: CA landing page, CA files, PAC, WPAD
                 return
-            url = flow.request.pretty_url
-            query = extract_search_query(url, flow.request.method)
-            engine = find_engine(flow.request.pretty_host, flow.request.path.partition("?")[0])
-            if query is None and engine is not None and flow.request.method in _BODY_METHODS:
+            method = request.method
+            query = extract_search_query(request.pretty_url, method)
+            if (query is None and method in _BODY_METHODS
+                    and find_engine(host, request.path.partition("?")[0]) is not None):
                 flow.metadata["klaswacht_body_search"] = True  # decided in `request`, with the body
                 return
-            self._decide(flow, query)
+            self._decide(flow, query, host)
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
@@ -421,7 +448,7 @@ class Klaswacht:
         with self.metrics.deciding(flow.metadata):
             body = flow.request.get_content(strict=False) or b""
             query = extract_search_query(flow.request.pretty_url, flow.request.method, body)
-            self._decide(flow, query)
+            self._decide(flow, query, flow.request.pretty_host)
 
     # One observation per request of the time all deciding hooks took together (the histogram of DESIGN.md).
     # Answered by the proxy or by the server, a flow ends in `response` or `error`.
@@ -528,10 +555,15 @@ class Klaswacht:
 
     # --- the work
 
-    def _answer_setup(self, flow: http.HTTPFlow) -> bool:
-        """Answer a request for device setup (proxy/devicesetup.py) with the proxy's own response: True if it was."""
-        setup_host = check_host_name(ctx.options.klaswacht_setup_host)
-        route = setup_path(flow.request.pretty_host, flow.request.path, setup_host)
+    def _answer_setup(self, flow: http.HTTPFlow, host: str) -> bool:
+        """Answer a request for device setup (proxy/devicesetup.py) with the proxy's own response: True if it was.
+        `host` is the request's pretty_host."""
+        option = ctx.options.klaswacht_setup_host
+        written, setup_host = self._setup_host
+        if option != written:
+            setup_host = check_host_name(option)
+            self._setup_host = (option, setup_host)
+        route = setup_path(host, flow.request.path, setup_host)
         if route is None:
             return False
         port = flow.request.port
@@ -596,11 +628,40 @@ class Klaswacht:
         return start + timedelta(seconds=time.monotonic() - started)
 
     def _period(self, group: str) -> str:
-        assert self.policy is not None
+        policy = self.policy
+        assert policy is not None
         pinned = ctx.options.klaswacht_period
         if pinned != "auto":
             return str(pinned)
-        return period_at(self.policy, group, local_time(self.now(), self.zone))
+        now = self.now()
+        minute = self._local_minute(now)
+        if minute is None:
+            return period_at(policy, group, local_time(now, self.zone))
+        period = minute.periods.get(group)
+        if period is None:
+            period = period_at(policy, group, minute.local)
+            if len(minute.periods) < MINUTE_GROUPS:
+                minute.periods[group] = period
+        return period
+
+    def _local_minute(self, now: datetime) -> LocalMinute | None:
+        """The minute `now` is in, for the policy and time zone in force; None when the period may change inside it
+        (a change of UTC offset inside the minute, an offset of seconds, or a timetable with times of seconds)."""
+        policy = self.policy
+        if policy is None:
+            return None
+        minute = self._minute
+        if (minute is not None and minute.start <= now < minute.start + _MINUTE and minute.policy is policy
+                and minute.zone is self.zone):
+            return minute
+        start = _EPOCH + (now - _EPOCH) // _MINUTE * _MINUTE
+        local = local_time(start, self.zone)
+        last = _MINUTE - timedelta(microseconds=1)
+        if local.second or local.microsecond or local_time(start + last, self.zone) - local != last \
+                or not whole_minutes(policy):
+            return None
+        self._minute = LocalMinute(start, policy, self.zone, local, {})
+        return self._minute
 
     def _context(self, address: str, login: str | None) -> tuple[Context, str | None, str]:
         """The context of a request from `address` (and login): period, the group's grants, the pupil's ban."""
@@ -612,14 +673,14 @@ class Klaswacht:
                           snapshot.grants_for(group, now), snapshot.banned(pupil, now))
         return context, pupil, group
 
-    def _decide(self, flow: http.HTTPFlow, query: str | None) -> None:
+    def _decide(self, flow: http.HTTPFlow, query: str | None, host: str) -> None:
+        """Decide on the request to `host` (its pretty_host) with search text `query`."""
         if self.policy is None or self.lists is None:
             return
         self.metrics.requests.inc()
         address = client_address(flow)
         auth = flow.metadata.get("proxyauth")
         context, pupil, group = self._context(address, str(auth[0]) if auth else None)
-        host = flow.request.pretty_host
         self._note_host(host)
         opened = flow.request.headers.get("Sec-Fetch-Dest", "document") in _OPENED
         if query is not None and query.strip() and opened and self.store is not None:
@@ -678,7 +739,9 @@ class Klaswacht:
         """Record `host` for IT's dry run the first time this worker sees it on the school's local day."""
         if self.store is None:
             return
-        day = local_time(self.now(), self.zone).date()
+        now = self.now()
+        minute = self._local_minute(now)
+        day = minute.local.date() if minute is not None else local_time(now, self.zone).date()
         if day != self._seen_day:
             self._seen_day, self._seen_hosts = day, set()
         name = clean_host(host)

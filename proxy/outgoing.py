@@ -31,7 +31,7 @@ from collections.abc import Callable
 from mitmproxy import http
 
 from filters.bodies import text_fields
-from filters.decide import Context, Outgoing, Verdict, decide_outgoing, reads_outgoing, severity
+from filters.decide import OUTGOING_METHODS, Context, Outgoing, Verdict, decide_outgoing, reads_outgoing, severity
 from filters.personal import find_personal
 from filters.uploads import carries_files, upload_from_headers, upload_in_body
 from klaswacht.store import Event
@@ -91,12 +91,15 @@ class OutgoingContent:
 
     def _scope(self, flow: http.HTTPFlow) -> tuple[Identity, Context] | None:
         """Who sent this request and the context, when an outgoing rule needs to look at it."""
+        method = flow.request.method
+        if method.upper() not in OUTGOING_METHODS:
+            return None  # no outgoing rule reads a GET: skipped before the Host header is parsed or a context made
         identity = flow.metadata.get(_IDENTITY)
         verdict = flow.metadata.get(_VERDICT)
         if not isinstance(identity, Identity) or not isinstance(verdict, Verdict) or verdict.action == "block":
             return None
         context = self._context(identity)
-        if context is None or not reads_outgoing(flow.request.method, flow.request.pretty_host, context):
+        if context is None or not reads_outgoing(method, flow.request.pretty_host, context):
             return None
         return identity, context
 

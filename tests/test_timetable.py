@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+from datetime import datetime, time
 
 import pytest
 
 from filters.policy import Policy, parse_policy
-from filters.timetable import period_at, period_end
+from filters.timetable import period_at, period_end, whole_minutes
 
 
 @pytest.mark.parametrize(("group", "when", "expected"), [
@@ -96,3 +97,14 @@ breaks = ["10:00-10:15", "10:15-10:30", "10:20-10:40", "09:00-09:10"]
 def test_period_end_of_breaks_that_run_into_each_other(when: datetime, expected: datetime) -> None:
     """Breaks that touch or overlap are one break: it ends when the last of them ends."""
     assert period_end(parse_policy(CHAINED, "chained.toml"), "school", when) == expected
+
+
+def test_whole_minutes(policy: Policy) -> None:
+    """A parsed policy's times are whole minutes; a school day or a break with seconds is not (the proxy then works
+    the period out on every request instead of once a minute)."""
+    assert whole_minutes(policy)
+    default = policy.timetables["default"]
+    day_with_seconds = dataclasses.replace(default, days={**default.days, 0: (time(8, 30, 15), time(14, 15))})
+    break_with_seconds = dataclasses.replace(default, breaks=((time(10, 15), time(10, 30, 0, 1)),))
+    for table in (day_with_seconds, break_with_seconds):
+        assert not whole_minutes(dataclasses.replace(policy, timetables={**policy.timetables, "default": table}))

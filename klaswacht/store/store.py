@@ -44,7 +44,6 @@ from klaswacht.store.model import (
     iso,
     now_utc,
 )
-from klaswacht.store.postgres import PostgresDatabase
 from klaswacht.store.privacy import Pseudonyms, load_secret
 from klaswacht.store.roster import RosterRow
 from klaswacht.store.schema import migrate
@@ -155,8 +154,12 @@ class Store(StaffViews):
         self.staff_timeout = staff_timeout
         self.max_backoff = max_backoff
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
-        self.db: Database = (SqliteDatabase(self.data_dir / DB_NAME, busy_timeout) if not database_url
-                             else PostgresDatabase(database_url, busy_timeout))
+        if database_url:
+            # Imported only for a PostgreSQL store: psycopg costs each proxy worker on SQLite some 7 MiB of memory.
+            from klaswacht.store.postgres import PostgresDatabase
+            self.db: Database = PostgresDatabase(database_url, busy_timeout)
+        else:
+            self.db = SqliteDatabase(self.data_dir / DB_NAME, busy_timeout)
         # Names of pupils live in here: the folder is for the service's user only.
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.pseudonyms = Pseudonyms(load_secret(self.data_dir / "secret.key"))

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from proxy_helpers import KLASWACHT, Running, fetch, fetch_from, klaswacht, metric, start, stopped_after, until
 
+from klaswacht.run import worker_environment
 from proxy.reuseport import ReusePortLoop
 
 BLOCKED = "http://www.google.com/search?q=kankerjuf"
@@ -130,6 +131,26 @@ def test_a_ban_is_in_force_in_every_worker_within_two_seconds(two: Running) -> N
     klaswacht("ban", "3001", "--until", ends, "--reason", "test", "--data-dir", str(two.data_dir))
     time.sleep(2.0)
     spread(two, lambda: fetch_from(two.proxy, site, PUPIL)[0], 403)
+
+
+def test_workers_run_with_two_malloc_arenas_and_without_psycopg_on_sqlite(two: Running) -> None:
+    """Per-worker memory (issue 6): glibc's malloc held to two arenas unless the environment says otherwise, and the
+    PostgreSQL driver (some 7 MiB) not loaded by a worker whose store is SQLite."""
+    workers = workers_of(two)
+    assert len(workers) == 2
+    for pid in workers.values():
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', '2')}".encode() in environ
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "libsqlite3" in maps or "_sqlite3" in maps  # the store is open: the look below sees loaded modules
+        assert "psycopg" not in maps and "libpq" not in maps
+
+
+def test_an_arena_limit_in_the_environment_is_kept(tmp_path: Path) -> None:
+    """MALLOC_ARENA_MAX set by the administrator wins over klaswacht's two; the metrics folder is always this run's."""
+    given = worker_environment({"MALLOC_ARENA_MAX": "8", "PROMETHEUS_MULTIPROC_DIR": "/elsewhere"}, tmp_path)
+    assert given == {"MALLOC_ARENA_MAX": "8", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    assert worker_environment({}, tmp_path)["MALLOC_ARENA_MAX"] == "2"
 
 
 def test_a_killed_worker_is_started_again_while_the_other_serves(two: Running) -> None:
