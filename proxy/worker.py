@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 from mitmproxy import connection, ctx, exceptions, options
-from mitmproxy.tools.dump import DumpMaster
 from prometheus_client import CollectorRegistry
 
 from klaswacht.loading import DEFAULT_POLICY
@@ -30,6 +29,7 @@ from proxy.addon import Klaswacht
 from proxy.altsvc import NoQuicHints
 from proxy.direct import DirectConnections
 from proxy.frontdoor import FrontDoor
+from proxy.master import make_master
 from proxy.metrics import ProxyMetrics
 from proxy.outgoing import OutgoingContent
 from proxy.reuseport import ReusePortLoop
@@ -88,6 +88,15 @@ class Worker:
             self.store_metrics.update(self._store)
 
 
+class Addons:
+    """klaswacht's addons as the children of one addon, called in this order. mitmproxy sends every hook (and an
+    `update` after each flow hook) to each top-level addon through its own error guard, whether the addon has the
+    hook or not: one parent instead of five saves about 40 µs per decrypted request (proxy/README.md)."""
+
+    def __init__(self, *children: object) -> None:
+        self.addons = list(children)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m proxy.worker", description=__doc__)
     p.add_argument("--policy", default=str(DEFAULT_POLICY))
@@ -142,7 +151,7 @@ async def serve(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir)
     (data_dir / "ca").mkdir(parents=True, exist_ok=True, mode=0o700)
     opts = options.Options(listen_host=args.host, listen_port=args.proxy_port, confdir=str(data_dir / "ca"))
-    master = DumpMaster(opts, with_termlog=True, with_dumper=False)
+    master = make_master(opts)
     # Nothing is served from this registry: in multiprocess mode the metrics write to files (see the docstring).
     registry = CollectorRegistry()
     metrics = ProxyMetrics(registry, args.worker)
@@ -151,8 +160,8 @@ async def serve(args: argparse.Namespace) -> int:
     # NoQuicHints keeps browsers from trying HTTP/3 round the proxy; DirectConnections closes, in transparent mode,
     # a connection made straight to the proxy's port; Worker's done() comes after Klaswacht's, which flushes the
     # events.
-    master.addons.add(addon, OutgoingContent(addon), NoQuicHints(), DirectConnections(),
-                      Worker(args.worker, addon, metrics, StoreMetrics(registry)))
+    master.addons.add(Addons(addon, OutgoingContent(addon), NoQuicHints(), DirectConnections(),
+                             Worker(args.worker, addon, metrics, StoreMetrics(registry))))
     if args.mode == "transparent" and args.upstream:
         print("klaswacht proxy: --upstream cannot be combined with transparent mode", file=sys.stderr)
         return 2
