@@ -69,8 +69,11 @@ class FrontDoor:
     """One per worker: the choice, mitmproxy's idle timeout, and the counts of the tunnels relayed here."""
 
     def __init__(self, choice: Choice, count: Callable[[], None], idle_timeout: Callable[[], float],
-                 transparent: bool = False) -> None:
+                 blocked: Callable[[str], bool], transparent: bool = False) -> None:
         self.choice = choice
+        # Clients mitmproxy's `block` addon refuses (block_global, block_private): handed to mitmproxy, which
+        # refuses them, so that the front door is never an open relay for the internet.
+        self.blocked = blocked
         self.count = count  # a tunnel relayed here
         self.idle_timeout = idle_timeout  # mitmproxy's tcp_timeout, read when a tunnel starts
         self.transparent = transparent
@@ -106,6 +109,9 @@ class Doorway(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]).removeprefix("::ffff:") if peer else ""
+        if self.door.blocked(self.address):
+            self._hand_over()
+            return
         if self.door.transparent:
             self.state = "hello"
             try:
@@ -371,6 +377,19 @@ class Upstream(asyncio.Protocol):
         if self.transport is not None:
             transport, self.transport = self.transport, None
             transport.close()
+
+
+def blocked_client(address: str, block_global: bool, block_private: bool) -> bool:
+    """Whether mitmproxy's `block` addon refuses a client from `address` under these options (loopback never)."""
+    try:
+        ip = ipaddress.ip_address(address.rsplit("%", 1)[0])
+    except ValueError:
+        return True  # no address to judge: mitmproxy's turn
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = ip.ipv4_mapped or ip
+    if ip.is_loopback:
+        return False
+    return (block_private and ip.is_private) or (block_global and ip.is_global)
 
 
 def _is_address(host: str) -> bool:

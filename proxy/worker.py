@@ -28,7 +28,7 @@ from klaswacht.store.metrics import StoreMetrics
 from proxy.addon import Klaswacht
 from proxy.altsvc import NoQuicHints
 from proxy.direct import DirectConnections
-from proxy.frontdoor import FrontDoor
+from proxy.frontdoor import FrontDoor, blocked_client
 from proxy.master import make_master
 from proxy.metrics import ProxyMetrics
 from proxy.outgoing import OutgoingContent
@@ -180,8 +180,10 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     if not args.upstream and isinstance(loop, ReusePortLoop):
         # Tunnels that no rule looks inside are relayed by the front door; the rest reaches mitmproxy untouched.
-        loop.front_door = FrontDoor(addon, metrics.relay, lambda: float(ctx.options.tcp_timeout),
-                                    transparent=args.mode == "transparent")
+        loop.front_door = FrontDoor(
+            addon, metrics.relay, lambda: float(ctx.options.tcp_timeout),
+            lambda address: blocked_client(address, ctx.options.block_global, ctx.options.block_private),
+            transparent=args.mode == "transparent")
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, master.shutdown)
     await master.run()

@@ -15,7 +15,7 @@ import pytest
 
 from filters.interception import Interception
 from proxy.addon import Chosen
-from proxy.frontdoor import MAX_HEAD, FrontDoor
+from proxy.frontdoor import MAX_HEAD, FrontDoor, blocked_client
 
 Client = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -98,8 +98,9 @@ def client_hello(name: str) -> bytes:
     return outgoing.read()
 
 
-async def front(choices: Choices, kept: list[Kept], idle: float = 600.0) -> tuple[FrontDoor, asyncio.Server, int]:
-    door = FrontDoor(choices, lambda: None, lambda: idle)
+async def front(choices: Choices, kept: list[Kept], idle: float = 600.0,
+                blocked: bool = False) -> tuple[FrontDoor, asyncio.Server, int]:
+    door = FrontDoor(choices, lambda: None, lambda: idle, lambda address: blocked)
     server = await asyncio.get_running_loop().create_server(door.wrap(lambda: Kept(kept)), "127.0.0.1", 0)
     return door, server, server.sockets[0].getsockname()[1]
 
@@ -322,3 +323,35 @@ def test_a_slow_client_pauses_the_server_instead_of_filling_memory() -> None:
                 assert got == size
                 writer.close()
     run(test)
+
+
+def test_a_client_mitmproxy_would_block_is_handed_to_it() -> None:
+    """block_global and block_private are mitmproxy's: the front door never relays for a client they refuse."""
+    async def test() -> None:
+        choices, kept = Choices({"localhost": "passthrough"}), []
+        _, server, port = await front(choices, kept, blocked=True)
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"CONNECT localhost:443 HTTP/1.1\r\n\r\n")
+            assert await asyncio.wait_for(reader.readline(), 5) == b"mitmproxy here\r\n"
+            writer.close()
+        assert len(kept) == 1 and choices.asked == [] and choices.passed == []
+    run(test)
+
+
+@pytest.mark.parametrize(("address", "block_global", "block_private", "blocked"), [
+    ("8.8.8.8", True, False, True),  # mitmproxy's default: the internet is refused
+    ("8.8.8.8", False, False, False),
+    ("::ffff:8.8.8.8", True, False, True),
+    ("2001:4860:4860::8888", True, False, True),
+    ("10.20.0.7", True, False, False),  # a pupil's device
+    ("10.20.0.7", True, True, True),
+    ("fd00::7", False, True, True),
+    ("127.0.0.1", True, True, False),  # loopback: always
+    ("::1", True, True, False),
+    ("fe80::1%lan0", True, False, False),  # link-local: neither global nor refused by default
+    ("", True, False, True),  # no address: mitmproxy decides
+])
+def test_blocked_client_is_mitmproxys_block_rule(address: str, block_global: bool, block_private: bool,
+                                                 blocked: bool) -> None:
+    assert blocked_client(address, block_global, block_private) is blocked
