@@ -124,6 +124,10 @@ class Doorway(asyncio.Protocol):
                 self._hand_over()  # made straight to the proxy: its guard (proxy/direct.py) answers that
                 return
             self.target = (str(original[0]), int(original[1]))
+        # mitmproxy's tcp_timeout from the start, as its own watchdog does: a client that never sends its request
+        # does not hold a connection for ever.
+        self.last = asyncio.get_running_loop().time()
+        self._arm_idle(self.door.idle_timeout())
 
     def data_received(self, data: bytes) -> None:
         if self.state == "relay":
@@ -132,6 +136,7 @@ class Doorway(asyncio.Protocol):
             self.upstream.transport.write(data)
             return
         self.buffer += data
+        self.last = asyncio.get_running_loop().time()
         if self.state == "head":
             self._read_head()
         elif self.state == "hello":
@@ -278,7 +283,6 @@ class Doorway(asyncio.Protocol):
             upstream.transport.write_eof()
         self._pause_reading(False)
         self.last = loop.time()
-        self._arm_idle(self.door.idle_timeout())
 
     # --- mitmproxy's turn
 
@@ -289,6 +293,9 @@ class Doorway(asyncio.Protocol):
         assert isinstance(protocol, asyncio.Protocol)
         transport, self.transport = self.transport, None
         self.state = "closed"
+        if self.idle is not None:  # mitmproxy's own watchdog from here on
+            self.idle.cancel()
+            self.idle = None
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         if self.buffer:

@@ -355,3 +355,25 @@ def test_a_client_mitmproxy_would_block_is_handed_to_it() -> None:
 def test_blocked_client_is_mitmproxys_block_rule(address: str, block_global: bool, block_private: bool,
                                                  blocked: bool) -> None:
     assert blocked_client(address, block_global, block_private) is blocked
+
+
+def test_a_client_that_never_sends_its_request_is_closed_after_the_timeout() -> None:
+    async def test() -> None:
+        kept: list[Kept] = []
+        _, server, port = await front(Choices({"localhost": "passthrough"}), kept, idle=0.3)
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"CONNECT local")  # and then nothing
+            started = asyncio.get_running_loop().time()
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            assert 0.2 < asyncio.get_running_loop().time() - started < 2
+            writer.close()
+            # Handed to mitmproxy, a connection is timed by mitmproxy's own watchdog, not this one.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET / HTTP/1.1\r\n\r\n")
+            assert await asyncio.wait_for(reader.readline(), 5) == b"mitmproxy here\r\n"
+            await asyncio.sleep(0.6)
+            assert not writer.is_closing() and not reader.at_eof()
+            writer.close()
+        assert len(kept) == 1
+    run(test)
