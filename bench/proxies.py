@@ -432,9 +432,9 @@ def _aims(run: Run) -> list[str]:
         if KW2 in by:
             scale = median_ratio(_rates(run, scenario, KW2), _rates(run, scenario, KW1))
             bound, per_request = machine_bound(by[KW1], os.cpu_count() or 1)
-            lines.append(f"| {scenario}: 2 workers ≥ 1.7 × 1 worker (this machine allows at most {_times(bound)}: "
-                         f"{os.cpu_count()} cores ÷ {_fmt(per_request * 1e3, 3)} ms of CPU per request, of proxy, "
-                         f"client and nginx together) | {_times(scale)} "
+            lines.append(f"| {scenario}: 2 workers ≥ 1.7 × 1 worker (room on this machine, estimated: "
+                         f"{_times(bound)} = {os.cpu_count()} cores ÷ {_fmt(per_request * 1e3, 3)} ms of CPU per "
+                         f"request of proxy, client and nginx together, ÷ w1's rate) | {_times(scale)} "
                          f"| {_met(scale >= AIM_SCALING if math.isfinite(scale) else None)} |")
     for name in (KW1, KW2):
         buckets, total, count = run.histograms.get(name, ({}, 0.0, 0.0))
