@@ -272,7 +272,15 @@ class Doorway(asyncio.Protocol):
         if self.state == "closed":
             upstream.close()
             return
-        assert upstream.transport is not None
+        assert upstream.transport is not None and self.transport is not None
+        if _is_self(upstream.transport, self.transport):
+            # A tunnel to the proxy's own port (localhost, its address, or any name that resolves to it): relayed,
+            # the pupil's requests would come back from the proxy's own address and be judged as its, not the
+            # pupil's, and nested CONNECTs would multiply connections. mitmproxy refuses these too (proxyserver).
+            log.debug("a tunnel to the proxy itself was closed")
+            upstream.close()
+            self.close()
+            return
         self.upstream = upstream
         self.state = "relay"
         self.door.open.add(self)
@@ -397,6 +405,19 @@ def blocked_client(address: str, block_global: bool, block_private: bool) -> boo
     if ip.is_loopback:
         return False
     return (block_private and ip.is_private) or (block_global and ip.is_global)
+
+
+def _is_self(upstream: asyncio.BaseTransport, client: asyncio.BaseTransport) -> bool:
+    """Whether the relay's server connection reached this proxy: the port the client came in on, at a loopback
+    address or at the connection's own address (Linux reaches a local address from that same address)."""
+    peer, own = upstream.get_extra_info("peername"), upstream.get_extra_info("sockname")
+    listening = client.get_extra_info("sockname")
+    if not peer or not own or not listening or peer[1] != listening[1]:
+        return False
+    ip = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = ip.ipv4_mapped or ip
+    return ip.is_loopback or peer[0] == own[0] or peer[0] == listening[0]
 
 
 def _is_address(host: str) -> bool:

@@ -377,3 +377,19 @@ def test_a_client_that_never_sends_its_request_is_closed_after_the_timeout() -> 
             writer.close()
         assert len(kept) == 1
     run(test)
+
+
+def test_a_tunnel_to_the_proxy_itself_is_closed_not_relayed() -> None:
+    """CONNECT localhost:<the proxy's port>: relayed, the pupil's bytes would come back from the proxy's own address
+    (judged as its, not the pupil's); closed, as mitmproxy refuses a connection to itself."""
+    async def test() -> None:
+        choices, kept = Choices({"localhost": "passthrough"}), []
+        door, server, port = await front(choices, kept)
+        async with server:
+            (reader, writer), head = await tunnel(port, f"localhost:{port}", client_hello("localhost"))
+            assert head.startswith(b"HTTP/1.1 200")
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # not "mitmproxy here" from a second round
+            writer.close()
+            await asyncio.sleep(0.1)
+            assert kept == [] and not door.open
+    run(test)
