@@ -9,9 +9,11 @@ puts it there), and reads the first request of every new connection:
 - `CONNECT name:port` whose choice for this client (`Klaswacht.connect_choice`: the same context and
   `filters.interception` as the hooks) is passthrough: answered `200 Connection established` as mitmproxy
   does; the ClientHello's server name is checked (a name other than the CONNECT's is judged too: passed
-  through, refused or, when it would need decrypting, closed); then the server is connected and the bytes are
-  relayed both ways with flow control (asyncio transports: no copy in Python beyond the read, no task, no
-  parsing) until either side closes or the connection is idle for mitmproxy's `tcp_timeout`.
+  through, refused or, when it would need decrypting, closed; a tunnel that does not start with TLS is handed to
+  mitmproxy with its CONNECT replayed, as mitmproxy reads plain HTTP in a tunnel); then the server is connected
+  (never the proxy itself) and the bytes are relayed both ways with flow control (asyncio transports: no copy
+  in Python beyond the read, no task, no parsing) until either side closes or the connection is idle for
+  mitmproxy's `tcp_timeout`.
 - Anything else (plain HTTP, a CONNECT to an address or to a host that is decrypted or refused, passthrough
   off, proxy logins, a head that is not HTTP): handed to mitmproxy untouched. Its protocol takes over the
   same transport (`transport.set_protocol`) and gets the bytes read so far: it sees the same client address,
@@ -32,7 +34,7 @@ import ipaddress
 import logging
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from mitmproxy import platform
 from mitmproxy.proxy.layers.tls import parse_client_hello
@@ -93,6 +95,8 @@ class Doorway(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.address = ""
         self.buffer = bytearray()
+        self.head = b""  # a CONNECT the front door answered itself, replayed if mitmproxy gets the tunnel after all
+        self.answer = b""  # and that answer
         self.state = "head"  # head, hello, connecting, relay, closed
         self.host = ""  # the name judged: the CONNECT's, or the server name in transparent mode
         self.target: tuple[str, int] = ("", 0)  # where the relay connects
@@ -188,23 +192,22 @@ class Doorway(asyncio.Protocol):
             self._hand_over()
             return
         self.host, self.target = host, (host, port)
+        self.head, self.answer = bytes(buffer[:end + 4]), version + b" 200 Connection established\r\n\r\n"
         del buffer[:end + 4]
         assert self.transport is not None
-        self.transport.write(version + b" 200 Connection established\r\n\r\n")
+        self.transport.write(self.answer)
         self.state = "hello"
         if buffer:
             self._read_hello()
 
     def _read_hello(self) -> None:
-        """The tunnel's first bytes: a TLS ClientHello is judged by its server name. Anything else is the
-        CONNECT host's too (no rule looks inside it); in transparent mode it goes to mitmproxy."""
+        """The tunnel's first bytes: a TLS ClientHello is judged by its server name. Anything else goes to
+        mitmproxy, which reads plain HTTP in a tunnel and judges each request by its Host header: relayed, a
+        request for any host could be sent to a passed-through host's server (a CDN serves them all)."""
         buffer = self.buffer
         transparent = self.door.transparent
         if buffer[0] != _TLS_HANDSHAKE:
-            if transparent:
-                self._hand_over()
-            else:
-                self._relay()
+            self._hand_over()
             return
         try:
             hello = parse_client_hello(bytes(buffer))
@@ -295,7 +298,8 @@ class Doorway(asyncio.Protocol):
     # --- mitmproxy's turn
 
     def _hand_over(self) -> None:
-        """mitmproxy's protocol takes over the transport, with every byte read so far."""
+        """mitmproxy's protocol takes over the transport, with every byte read so far (and a CONNECT that the front
+        door answered, replayed: mitmproxy's own answer to it is dropped, see `Answered`)."""
         assert self.transport is not None
         protocol = self.inner()
         assert isinstance(protocol, asyncio.Protocol)
@@ -305,9 +309,10 @@ class Doorway(asyncio.Protocol):
             self.idle.cancel()
             self.idle = None
         transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-        if self.buffer:
-            protocol.data_received(bytes(self.buffer))
+        protocol.connection_made(cast(asyncio.Transport, Answered(transport, self.answer)) if self.head else transport)
+        data = self.head + self.buffer
+        if data:
+            protocol.data_received(bytes(data))
         self.buffer = bytearray()
 
     # --- the relay
@@ -348,6 +353,39 @@ class Doorway(asyncio.Protocol):
             self.upstream.close()
             self.upstream = None
         self.buffer = bytearray()
+
+
+class Answered:
+    """The client's transport as mitmproxy's protocol sees it after the front door answered the CONNECT itself:
+    mitmproxy's answer to the replayed CONNECT is dropped (the client has one already). Any other answer (a
+    refusal: the policy was reloaded in between) can no longer be given: the connection is closed."""
+
+    def __init__(self, transport: asyncio.Transport, answer: bytes) -> None:
+        self.transport = transport
+        self.answer = answer  # still to come from mitmproxy, and to be dropped
+        self.refused = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.refused:
+            return
+        if self.answer:
+            data = bytes(data)
+            size = min(len(data), len(self.answer))
+            if data[:size] != self.answer[:size]:
+                log.debug("mitmproxy answered a CONNECT otherwise than the front door did: closed")
+                self.refused = True
+                self.transport.close()
+                return
+            self.answer, data = self.answer[size:], data[size:]
+            if not data:
+                return
+        self.transport.write(data)
+
+    def writelines(self, lines: Any) -> None:
+        self.write(b"".join(lines))
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the transport's own
+        return getattr(self.transport, name)
 
 
 class Upstream(asyncio.Protocol):

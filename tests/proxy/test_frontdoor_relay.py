@@ -275,16 +275,17 @@ def test_a_failing_choice_hands_the_connection_to_mitmproxy() -> None:
 
 def test_an_idle_tunnel_is_closed_after_the_timeout_and_a_busy_one_is_not() -> None:
     async def chatter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while line := await reader.readline():
-            writer.write(line)
+        while data := await reader.read(65536):
+            writer.write(data)
 
     async def test() -> None:
         origin = Origin(chatter)
         async with await origin.start():
             door, server, port = await front(Choices({"localhost": "passthrough"}), [], idle=0.4)
             async with server:
-                (reader, writer), _ = await tunnel(port, f"localhost:{origin.port}")
-                # Not TLS: no rule looks inside the host, so its bytes are relayed as they are.
+                hello = client_hello("localhost")
+                (reader, writer), _ = await tunnel(port, f"localhost:{origin.port}", hello)
+                assert await asyncio.wait_for(reader.readexactly(len(hello)), 5) == hello
                 for n in range(8):  # 0.8 s, twice the timeout, never 0.4 s quiet
                     writer.write(b"ping %d\n" % n)
                     assert await asyncio.wait_for(reader.readline(), 5) == b"ping %d\n" % n
@@ -311,7 +312,7 @@ def test_a_slow_client_pauses_the_server_instead_of_filling_memory() -> None:
         async with await origin.start():
             door, server, port = await front(Choices({"localhost": "passthrough"}), [])
             async with server:
-                (reader, writer), _ = await tunnel(port, f"localhost:{origin.port}", b"start")
+                (reader, writer), _ = await tunnel(port, f"localhost:{origin.port}", client_hello("localhost"))
                 await asyncio.sleep(0.5)  # the client reads nothing for a while
                 (doorway,) = door.open
                 assert doorway.transport is not None
@@ -383,7 +384,7 @@ def test_a_tunnel_to_the_proxy_itself_is_closed_not_relayed() -> None:
     """CONNECT localhost:<the proxy's port>: relayed, the pupil's bytes would come back from the proxy's own address
     (judged as its, not the pupil's); closed, as mitmproxy refuses a connection to itself."""
     async def test() -> None:
-        choices, kept = Choices({"localhost": "passthrough"}), []
+        choices, kept = Choices({"localhost": "passthrough"}), list[Kept]()
         door, server, port = await front(choices, kept)
         async with server:
             (reader, writer), head = await tunnel(port, f"localhost:{port}", client_hello("localhost"))
@@ -392,4 +393,50 @@ def test_a_tunnel_to_the_proxy_itself_is_closed_not_relayed() -> None:
             writer.close()
             await asyncio.sleep(0.1)
             assert kept == [] and not door.open
+    run(test)
+
+
+class Answering(Kept):
+    """mitmproxy's protocol handed a replayed CONNECT: it answers the CONNECT (`answer`), then says hello."""
+
+    def __init__(self, kept: list[Kept], answer: bytes) -> None:
+        super().__init__(kept)
+        self.answer = answer
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.peer = transport.get_extra_info("peername")
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        if self.transport is not None and b"\r\n\r\n" in self.data:
+            self.transport.write(self.answer + b"mitmproxy here\r\n")  # one write: the answer and what follows
+            self.transport = None
+
+
+@pytest.mark.parametrize(("answer", "read"), [
+    (b"HTTP/1.1 200 Connection established\r\n\r\n", b"mitmproxy here\r\n"),  # its 200 dropped: one 200 only
+    (b"HTTP/1.1 403 Forbidden\r\n\r\n", b""),  # too late to refuse: closed
+])
+def test_a_tunnel_that_is_not_tls_is_handed_to_mitmproxy_with_its_connect(answer: bytes, read: bytes) -> None:
+    """Plain HTTP in a passed-through tunnel: mitmproxy judges each request by its Host header; relayed, a request
+    for any host could reach a passed-through host's server (a CDN serves them all)."""
+    async def test() -> None:
+        origin = Origin(echo_after_eof)
+        async with await origin.start():
+            choices, kept = Choices({"localhost": "passthrough"}), list[Kept]()
+            door = FrontDoor(choices, lambda: None, lambda: 600.0, lambda address: False)
+            server = await asyncio.get_running_loop().create_server(
+                door.wrap(lambda: Answering(kept, answer)), "127.0.0.1", 0)
+            async with server:
+                port = server.sockets[0].getsockname()[1]
+                inside = b"GET / HTTP/1.1\r\nHost: chat.example\r\n\r\n"
+                (reader, writer), head = await tunnel(port, f"localhost:{origin.port}", inside)
+                assert head == b"HTTP/1.1 200 Connection established\r\n\r\n"
+                assert await asyncio.wait_for(reader.read(len(read) or 1), 5) == read
+                writer.close()
+        connect = f"CONNECT localhost:{origin.port} HTTP/1.1\r\nHost: localhost:{origin.port}\r\n\r\n".encode()
+        assert len(kept) == 1 and bytes(kept[0].data) == connect + inside
+        assert origin.accepted == 0 and choices.passed == []
     run(test)
