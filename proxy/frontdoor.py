@@ -292,7 +292,9 @@ class Doorway(asyncio.Protocol):
             self.buffer.clear()
         if self.eof:
             upstream.transport.write_eof()
-        self._pause_reading(False)
+        # Reading resumes unless that first write filled the server's buffer already: its pause_writing came
+        # before this, and asyncio says it only once.
+        self._pause_reading(upstream.full)
         self.last = loop.time()
 
     # --- mitmproxy's turn
@@ -395,6 +397,7 @@ class Upstream(asyncio.Protocol):
         self.client = client
         self.transport: asyncio.Transport | None = None
         self.eof = False
+        self.full = False  # its write buffer is above the high-water mark: the client is not read
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -421,9 +424,11 @@ class Upstream(asyncio.Protocol):
         self.client.close()
 
     def pause_writing(self) -> None:  # the server reads slower than the client sends
+        self.full = True
         self.client._pause_reading(True)
 
     def resume_writing(self) -> None:
+        self.full = False
         self.client._pause_reading(False)
 
     def close(self) -> None:

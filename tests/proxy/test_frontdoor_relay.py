@@ -8,6 +8,7 @@ is handed. Each test drives a real client socket through the front door to a rea
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 
@@ -439,4 +440,37 @@ def test_a_tunnel_that_is_not_tls_is_handed_to_mitmproxy_with_its_connect(answer
         connect = f"CONNECT localhost:{origin.port} HTTP/1.1\r\nHost: localhost:{origin.port}\r\n\r\n".encode()
         assert len(kept) == 1 and bytes(kept[0].data) == connect + inside
         assert origin.accepted == 0 and choices.passed == []
+    run(test)
+
+
+def test_a_fast_client_is_paused_when_the_first_write_fills_a_slow_servers_buffer() -> None:
+    """What the client sent while the server was connected can fill the server's buffer at once: the client is not
+    read again until the server takes it (before, reading resumed and a client could fill the proxy's memory)."""
+    async def test() -> None:
+        done = asyncio.Event()
+
+        async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await done.wait()
+            writer.close()
+
+        listening = socket.socket()
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow server: a small window
+        listening.bind(("127.0.0.1", 0))
+        origin = await asyncio.start_server(never_read, sock=listening)
+        async with origin:
+            door, server, port = await front(Choices({"localhost": "passthrough"}), [])
+            async with server:
+                target = f"localhost:{listening.getsockname()[1]}"
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                # The request, the hello and 1 MB at once: more than MAX_PENDING waits while the server is connected.
+                hello = client_hello("localhost")
+                writer.write(f"CONNECT {target} HTTP/1.1\r\n\r\n".encode() + hello + b"x" * (1 << 20))
+                writer.write(b"y" * (16 << 20))  # and 16 MB more, as fast as the proxy reads it
+                await asyncio.sleep(1)
+                (doorway,) = door.open
+                assert doorway.upstream is not None and doorway.upstream.transport is not None
+                held = doorway.upstream.transport.get_write_buffer_size()
+                assert held < 2 * 1024 * 1024, held  # without the pause all 17 MB would wait in the proxy
+                writer.transport.abort()
+                done.set()
     run(test)
