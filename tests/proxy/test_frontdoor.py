@@ -151,3 +151,14 @@ def test_plain_http_in_a_passed_through_tunnel_is_judged_by_mitmproxy(shipped: R
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 403") and b"Chatten doen we niet op school." in answer, answer[:200]
     assert metric(shipped, "klaswacht_relayed_connections_total") == 0
+
+
+@pytest.mark.parametrize("target", ["134744072:443", "0x8.0x8.0x8.0x8:443", "8.8.8.8.:443"])
+def test_a_refused_address_in_another_form_is_refused(shipped: Running, target: str) -> None:
+    """8.8.8.8 is on the shipped DoH list: a CONNECT to it written as a number, in hex or with a trailing dot
+    (the resolver reads them all as 8.8.8.8) is refused as 8.8.8.8 is, not relayed."""
+    host, proxy_port = shipped.proxy.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(proxy_port)), timeout=10) as raw:
+        raw.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        assert raw.recv(4096).startswith(b"HTTP/1.1 403")
+    assert metric(shipped, 'klaswacht_refused_connections_total{category="doh"}') == 1
