@@ -54,6 +54,8 @@ MAX_PENDING = 256 * 1024
 CONNECT_TIMEOUT = 20.0
 _CONNECT_LINE = re.compile(rb"CONNECT ([A-Za-z0-9._-]{1,253}):([0-9]{1,5}) (HTTP/1\.[01])\r\n")
 _PREFIX = b"CONNECT "
+# The end of a request's head as mitmproxy's parser (h11's) finds it: after bare line feeds too.
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 _TLS_HANDSHAKE = 0x16
 
 
@@ -177,8 +179,8 @@ class Doorway(asyncio.Protocol):
         if not buffer.startswith(_PREFIX[:len(buffer)]):
             self._hand_over()
             return
-        end = buffer.find(b"\r\n\r\n")
-        if end < 0:
+        blank = _BLANK_LINE.search(buffer)
+        if blank is None:
             if len(buffer) > MAX_HEAD:
                 self._hand_over()
             return
@@ -192,8 +194,8 @@ class Doorway(asyncio.Protocol):
             self._hand_over()
             return
         self.host, self.target = host, (host, port)
-        self.head, self.answer = bytes(buffer[:end + 4]), version + b" 200 Connection established\r\n\r\n"
-        del buffer[:end + 4]
+        self.head, self.answer = bytes(buffer[:blank.end()]), version + b" 200 Connection established\r\n\r\n"
+        del buffer[:blank.end()]
         assert self.transport is not None
         self.transport.write(self.answer)
         self.state = "hello"

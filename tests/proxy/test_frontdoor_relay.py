@@ -163,6 +163,7 @@ def test_the_servers_close_reaches_the_client() -> None:
     b"CONNECT [::1]:443 HTTP/1.1\r\n\r\n",
     b"CONNECT localhost:99999 HTTP/1.1\r\n\r\n",  # no such port
     b"CONNECT localhost HTTP/1.1\r\n\r\n",  # not host:port
+    b"CONNECT localhost:443 HTTP/1.1\n\n",  # bare line feeds: mitmproxy reads them (the front door waited for ever)
     b"\x16\x03\x01\x00\x05hello",  # not HTTP at all
     b"CONNECT localhost:443 HTTP/1.1\r\n" + b"X-Long: " + b"a" * MAX_HEAD,  # a head without an end in sight
 ])
