@@ -237,6 +237,7 @@ class Doorway(asyncio.Protocol):
                 log.debug("a tunnel whose server name is not its CONNECT's was closed")
                 self.close()
                 return
+            self.host = name  # noted for the dry run, as mitmproxy's hook notes the server name it judged
         self._relay()
 
     def _unreadable(self) -> None:
