@@ -73,12 +73,16 @@ class FrontDoor:
     """One per worker: the choice, mitmproxy's idle timeout, and the counts of the tunnels relayed here."""
 
     def __init__(self, choice: Choice, count: Callable[[], None], idle_timeout: Callable[[], float],
-                 blocked: Callable[[str], bool], transparent: bool = False) -> None:
+                 blocked: Callable[[str], bool], transparent: bool = False,
+                 ended: Callable[[], None] = lambda: None) -> None:
         self.choice = choice
         # Clients mitmproxy's `block` addon refuses (block_global, block_private): handed to mitmproxy, which
         # refuses them, so that the front door is never an open relay for the internet.
         self.blocked = blocked
         self.count = count  # a tunnel relayed here
+        # A connection the front door ended itself, neither relayed nor handed to mitmproxy (which counts its own):
+        # an idle or broken first request, a closed tunnel. Counted as accepted all the same.
+        self.ended = ended
         self.idle_timeout = idle_timeout  # mitmproxy's tcp_timeout, read when a tunnel starts
         self.transparent = transparent
         self.open: set[Doorway] = set()  # the tunnels being relayed
@@ -107,6 +111,7 @@ class Doorway(asyncio.Protocol):
         self.last = 0.0  # loop time of the last bytes either way
         self.paused = False
         self.eof = False
+        self.counted = False  # as relayed, or by mitmproxy
 
     # --- asyncio.Protocol
 
@@ -250,6 +255,7 @@ class Doorway(asyncio.Protocol):
     def _relay(self) -> None:
         self.door.choice.passed_through(self.host)
         self.door.count()
+        self.counted = True
         self.state = "connecting"
         asyncio.get_running_loop().create_task(self._connect(), name="klaswacht-frontdoor-connect")
 
@@ -310,6 +316,7 @@ class Doorway(asyncio.Protocol):
         assert isinstance(protocol, asyncio.Protocol)
         transport, self.transport = self.transport, None
         self.state = "closed"
+        self.counted = True  # mitmproxy's client_connected counts it
         if self.idle is not None:  # mitmproxy's own watchdog from here on
             self.idle.cancel()
             self.idle = None
@@ -348,6 +355,9 @@ class Doorway(asyncio.Protocol):
             return
         self.state = "closed"
         self.door.open.discard(self)
+        if not self.counted:
+            self.counted = True
+            self.door.ended()
         if self.idle is not None:
             self.idle.cancel()
             self.idle = None

@@ -475,3 +475,25 @@ def test_a_fast_client_is_paused_when_the_first_write_fills_a_slow_servers_buffe
                 writer.transport.abort()
                 done.set()
     run(test)
+
+
+def test_a_connection_the_front_door_ends_itself_is_counted_once() -> None:
+    """klaswacht_worker_connections counts every connection accepted: one the front door closes before relaying
+    it (here a request that never ends) is counted by `ended`; one handed to mitmproxy is mitmproxy's to count."""
+    async def test() -> None:
+        ended: list[int] = []
+        door = FrontDoor(Choices({}), lambda: None, lambda: 0.3, lambda address: False, ended=lambda: ended.append(1))
+        server = await asyncio.get_running_loop().create_server(door.wrap(lambda: Kept([])), "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"CONNECT local")
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET / HTTP/1.1\r\n\r\n")
+            assert await asyncio.wait_for(reader.readline(), 5) == b"mitmproxy here\r\n"
+            writer.close()
+            await asyncio.sleep(0.1)
+        assert ended == [1]
+    run(test)
