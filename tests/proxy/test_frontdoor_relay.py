@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from filters.interception import Interception
+from proxy import frontdoor
 from proxy.addon import Chosen
 from proxy.frontdoor import MAX_HEAD, FrontDoor, blocked_client
 
@@ -444,36 +445,53 @@ def test_a_tunnel_that_is_not_tls_is_handed_to_mitmproxy_with_its_connect(answer
     run(test)
 
 
-def test_a_fast_client_is_paused_when_the_first_write_fills_a_slow_servers_buffer() -> None:
+def test_a_fast_client_is_paused_when_the_first_write_fills_a_slow_servers_buffer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """What the client sent while the server was connected can fill the server's buffer at once: the client is not
     read again until the server takes it (before, reading resumed and a client could fill the proxy's memory)."""
+    # Loopback's socket buffers take about a megabyte at once; with a network's they take far less than MAX_PENDING.
+    monkeypatch.setattr(frontdoor, "MAX_PENDING", 8 << 20)
+
+    done = asyncio.Event()
+
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await done.wait()
+        writer.transport.abort()
+
     async def test() -> None:
-        done = asyncio.Event()
-
-        async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await done.wait()
-            writer.close()
-
         listening = socket.socket()
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow server: a small window
         listening.bind(("127.0.0.1", 0))
-        origin = await asyncio.start_server(never_read, sock=listening)
-        async with origin:
-            door, server, port = await front(Choices({"localhost": "passthrough"}), [])
-            async with server:
-                target = f"localhost:{listening.getsockname()[1]}"
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                # The request, the hello and 1 MB at once: more than MAX_PENDING waits while the server is connected.
-                hello = client_hello("localhost")
-                writer.write(f"CONNECT {target} HTTP/1.1\r\n\r\n".encode() + hello + b"x" * (1 << 20))
-                writer.write(b"y" * (16 << 20))  # and 16 MB more, as fast as the proxy reads it
-                await asyncio.sleep(1)
-                (doorway,) = door.open
-                assert doorway.upstream is not None and doorway.upstream.transport is not None
-                held = doorway.upstream.transport.get_write_buffer_size()
-                assert held < 2 * 1024 * 1024, held  # without the pause all 17 MB would wait in the proxy
-                writer.transport.abort()
-                done.set()
+        listening.listen(0)
+        # Its queue full: the front door's connection is made on the second SYN, a second later, while the client
+        # sends, so that the first write to the server is MAX_PENDING.
+        filler = socket.create_connection(listening.getsockname())
+        door, server, port = await front(Choices({"localhost": "passthrough"}), [])
+        async with server:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            target = f"localhost:{listening.getsockname()[1]}"
+            writer.write(f"CONNECT {target} HTTP/1.1\r\n\r\n".encode() + client_hello("localhost"))
+            writer.write(b"x" * (24 << 20))
+            await asyncio.sleep(0.5)
+            origin = await asyncio.start_server(never_read, sock=listening)  # takes the queue's connection
+            async with origin:
+                try:
+                    for _ in range(60):
+                        await asyncio.sleep(0.1)
+                        if door.open:
+                            break
+                    await asyncio.sleep(1)
+                    (doorway,) = door.open
+                    assert doorway.upstream is not None and doorway.upstream.transport is not None
+                    held = doorway.upstream.transport.get_write_buffer_size()
+                    assert held < 12 << 20, held  # 8 MB at most; without the pause the client's 24 MB would wait here
+                finally:
+                    writer.transport.abort()
+                    for doorway in door.open:  # a close would wait for the server to read the rest
+                        if doorway.upstream is not None and doorway.upstream.transport is not None:
+                            doorway.upstream.transport.abort()
+                    filler.close()
+                    done.set()
     run(test)
 
 
