@@ -7,6 +7,8 @@ specific listed suffix decides, and the school allow list wins over every catego
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -35,14 +37,39 @@ class HostEntry:
         return f"{self.source}:{self.line}"
 
 
+# An IPv4 address in any form the system's resolver reads as one (inet_aton): 2130706433, 0x7f.1, 0177.0.0.1.
+_NUMERIC = re.compile(r"(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}")
+
+
 def clean_host(host: str) -> str:
-    """Lower-case host without port, trailing dot or brackets; '' when it is not a host name."""
+    """Lower-case host without port, trailing dot or brackets, an IP address in its one usual form; '' when it is
+    not a host name."""
     host = host.strip().lower().rstrip(".")
     if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else ""
+        return canonical_address(host[1:host.find("]")]) if "]" in host else ""
     if host.count(":") == 1:
         host = host.split(":", 1)[0]
-    return host
+    return canonical_address(host)
+
+
+def canonical_address(host: str) -> str:
+    """An IP address as lists write it (`8.8.8.8`, `2001:db8::1`), whatever form it came in; any other host as is.
+
+    A connection to `134744072`, `0x8.8.8.8` or `2001:db8:0:0:0:0:0:1` reaches the same server as one to the
+    usual form (the resolver reads them as addresses): judged by another string, it would miss the list's entry.
+    """
+    if ":" in host:
+        try:
+            ip = ipaddress.IPv6Address(host)
+        except ValueError:
+            return host
+        return str(ip.ipv4_mapped or ip)
+    if not host[:1].isdigit() or not _NUMERIC.fullmatch(host):
+        return host
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:  # a part too large: no address
+        return host
 
 
 def parse_domain(text: str, source: str, line: int) -> str | None:
@@ -54,8 +81,7 @@ def parse_domain(text: str, source: str, line: int) -> str | None:
         body = body[2:]
     body = body.lstrip(".")
     try:
-        ipaddress.ip_address(body)
-        return body
+        return str(ipaddress.ip_address(body))
     except ValueError:
         pass
     labels = body.split(".")

@@ -9,9 +9,11 @@ puts it there), and reads the first request of every new connection:
 - `CONNECT name:port` whose choice for this client (`Klaswacht.connect_choice`: the same context and
   `filters.interception` as the hooks) is passthrough: answered `200 Connection established` as mitmproxy
   does; the ClientHello's server name is checked (a name other than the CONNECT's is judged too: passed
-  through, refused or, when it would need decrypting, closed); then the server is connected and the bytes are
-  relayed both ways with flow control (asyncio transports: no copy in Python beyond the read, no task, no
-  parsing) until either side closes or the connection is idle for mitmproxy's `tcp_timeout`.
+  through, refused or, when it would need decrypting, closed; a tunnel that does not start with TLS is handed to
+  mitmproxy with its CONNECT replayed, as mitmproxy reads plain HTTP in a tunnel); then the server is connected
+  (never the proxy itself) and the bytes are relayed both ways with flow control (asyncio transports: no copy
+  in Python beyond the read, no task, no parsing) until either side closes or the connection is idle for
+  mitmproxy's `tcp_timeout`.
 - Anything else (plain HTTP, a CONNECT to an address or to a host that is decrypted or refused, passthrough
   off, proxy logins, a head that is not HTTP): handed to mitmproxy untouched. Its protocol takes over the
   same transport (`transport.set_protocol`) and gets the bytes read so far: it sees the same client address,
@@ -32,7 +34,7 @@ import ipaddress
 import logging
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from mitmproxy import platform
 from mitmproxy.proxy.layers.tls import parse_client_hello
@@ -52,6 +54,8 @@ MAX_PENDING = 256 * 1024
 CONNECT_TIMEOUT = 20.0
 _CONNECT_LINE = re.compile(rb"CONNECT ([A-Za-z0-9._-]{1,253}):([0-9]{1,5}) (HTTP/1\.[01])\r\n")
 _PREFIX = b"CONNECT "
+# The end of a request's head as mitmproxy's parser (h11's) finds it: after bare line feeds too.
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 _TLS_HANDSHAKE = 0x16
 
 
@@ -69,12 +73,16 @@ class FrontDoor:
     """One per worker: the choice, mitmproxy's idle timeout, and the counts of the tunnels relayed here."""
 
     def __init__(self, choice: Choice, count: Callable[[], None], idle_timeout: Callable[[], float],
-                 blocked: Callable[[str], bool], transparent: bool = False) -> None:
+                 blocked: Callable[[str], bool], transparent: bool = False,
+                 ended: Callable[[], None] = lambda: None) -> None:
         self.choice = choice
         # Clients mitmproxy's `block` addon refuses (block_global, block_private): handed to mitmproxy, which
         # refuses them, so that the front door is never an open relay for the internet.
         self.blocked = blocked
         self.count = count  # a tunnel relayed here
+        # A connection the front door ended itself, neither relayed nor handed to mitmproxy (which counts its own):
+        # an idle or broken first request, a closed tunnel. Counted as accepted all the same.
+        self.ended = ended
         self.idle_timeout = idle_timeout  # mitmproxy's tcp_timeout, read when a tunnel starts
         self.transparent = transparent
         self.open: set[Doorway] = set()  # the tunnels being relayed
@@ -93,6 +101,8 @@ class Doorway(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.address = ""
         self.buffer = bytearray()
+        self.head = b""  # a CONNECT the front door answered itself, replayed if mitmproxy gets the tunnel after all
+        self.answer = b""  # and that answer
         self.state = "head"  # head, hello, connecting, relay, closed
         self.host = ""  # the name judged: the CONNECT's, or the server name in transparent mode
         self.target: tuple[str, int] = ("", 0)  # where the relay connects
@@ -101,6 +111,7 @@ class Doorway(asyncio.Protocol):
         self.last = 0.0  # loop time of the last bytes either way
         self.paused = False
         self.eof = False
+        self.counted = False  # as relayed, or by mitmproxy
 
     # --- asyncio.Protocol
 
@@ -173,8 +184,8 @@ class Doorway(asyncio.Protocol):
         if not buffer.startswith(_PREFIX[:len(buffer)]):
             self._hand_over()
             return
-        end = buffer.find(b"\r\n\r\n")
-        if end < 0:
+        blank = _BLANK_LINE.search(buffer)
+        if blank is None:
             if len(buffer) > MAX_HEAD:
                 self._hand_over()
             return
@@ -188,23 +199,22 @@ class Doorway(asyncio.Protocol):
             self._hand_over()
             return
         self.host, self.target = host, (host, port)
-        del buffer[:end + 4]
+        self.head, self.answer = bytes(buffer[:blank.end()]), version + b" 200 Connection established\r\n\r\n"
+        del buffer[:blank.end()]
         assert self.transport is not None
-        self.transport.write(version + b" 200 Connection established\r\n\r\n")
+        self.transport.write(self.answer)
         self.state = "hello"
         if buffer:
             self._read_hello()
 
     def _read_hello(self) -> None:
-        """The tunnel's first bytes: a TLS ClientHello is judged by its server name. Anything else is the
-        CONNECT host's too (no rule looks inside it); in transparent mode it goes to mitmproxy."""
+        """The tunnel's first bytes: a TLS ClientHello is judged by its server name. Anything else goes to
+        mitmproxy, which reads plain HTTP in a tunnel and judges each request by its Host header: relayed, a
+        request for any host could be sent to a passed-through host's server (a CDN serves them all)."""
         buffer = self.buffer
         transparent = self.door.transparent
         if buffer[0] != _TLS_HANDSHAKE:
-            if transparent:
-                self._hand_over()
-            else:
-                self._relay()
+            self._hand_over()
             return
         try:
             hello = parse_client_hello(bytes(buffer))
@@ -232,6 +242,7 @@ class Doorway(asyncio.Protocol):
                 log.debug("a tunnel whose server name is not its CONNECT's was closed")
                 self.close()
                 return
+            self.host = name  # noted for the dry run, as mitmproxy's hook notes the server name it judged
         self._relay()
 
     def _unreadable(self) -> None:
@@ -244,6 +255,7 @@ class Doorway(asyncio.Protocol):
     def _relay(self) -> None:
         self.door.choice.passed_through(self.host)
         self.door.count()
+        self.counted = True
         self.state = "connecting"
         asyncio.get_running_loop().create_task(self._connect(), name="klaswacht-frontdoor-connect")
 
@@ -272,7 +284,15 @@ class Doorway(asyncio.Protocol):
         if self.state == "closed":
             upstream.close()
             return
-        assert upstream.transport is not None
+        assert upstream.transport is not None and self.transport is not None
+        if _is_self(upstream.transport, self.transport):
+            # A tunnel to the proxy's own port (localhost, its address, or any name that resolves to it): relayed,
+            # the pupil's requests would come back from the proxy's own address and be judged as its, not the
+            # pupil's, and nested CONNECTs would multiply connections. mitmproxy refuses these too (proxyserver).
+            log.debug("a tunnel to the proxy itself was closed")
+            upstream.close()
+            self.close()
+            return
         self.upstream = upstream
         self.state = "relay"
         self.door.open.add(self)
@@ -281,25 +301,30 @@ class Doorway(asyncio.Protocol):
             self.buffer.clear()
         if self.eof:
             upstream.transport.write_eof()
-        self._pause_reading(False)
+        # Reading resumes unless that first write filled the server's buffer already: its pause_writing came
+        # before this, and asyncio says it only once.
+        self._pause_reading(upstream.full)
         self.last = loop.time()
 
     # --- mitmproxy's turn
 
     def _hand_over(self) -> None:
-        """mitmproxy's protocol takes over the transport, with every byte read so far."""
+        """mitmproxy's protocol takes over the transport, with every byte read so far (and a CONNECT that the front
+        door answered, replayed: mitmproxy's own answer to it is dropped, see `Answered`)."""
         assert self.transport is not None
         protocol = self.inner()
         assert isinstance(protocol, asyncio.Protocol)
         transport, self.transport = self.transport, None
         self.state = "closed"
+        self.counted = True  # mitmproxy's client_connected counts it
         if self.idle is not None:  # mitmproxy's own watchdog from here on
             self.idle.cancel()
             self.idle = None
         transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-        if self.buffer:
-            protocol.data_received(bytes(self.buffer))
+        protocol.connection_made(cast(asyncio.Transport, Answered(transport, self.answer)) if self.head else transport)
+        data = self.head + self.buffer
+        if data:
+            protocol.data_received(bytes(data))
         self.buffer = bytearray()
 
     # --- the relay
@@ -330,6 +355,9 @@ class Doorway(asyncio.Protocol):
             return
         self.state = "closed"
         self.door.open.discard(self)
+        if not self.counted:
+            self.counted = True
+            self.door.ended()
         if self.idle is not None:
             self.idle.cancel()
             self.idle = None
@@ -342,6 +370,39 @@ class Doorway(asyncio.Protocol):
         self.buffer = bytearray()
 
 
+class Answered:
+    """The client's transport as mitmproxy's protocol sees it after the front door answered the CONNECT itself:
+    mitmproxy's answer to the replayed CONNECT is dropped (the client has one already). Any other answer (a
+    refusal: the policy was reloaded in between) can no longer be given: the connection is closed."""
+
+    def __init__(self, transport: asyncio.Transport, answer: bytes) -> None:
+        self.transport = transport
+        self.answer = answer  # still to come from mitmproxy, and to be dropped
+        self.refused = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.refused:
+            return
+        if self.answer:
+            data = bytes(data)
+            size = min(len(data), len(self.answer))
+            if data[:size] != self.answer[:size]:
+                log.debug("mitmproxy answered a CONNECT otherwise than the front door did: closed")
+                self.refused = True
+                self.transport.close()
+                return
+            self.answer, data = self.answer[size:], data[size:]
+            if not data:
+                return
+        self.transport.write(data)
+
+    def writelines(self, lines: Any) -> None:
+        self.write(b"".join(lines))
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the transport's own
+        return getattr(self.transport, name)
+
+
 class Upstream(asyncio.Protocol):
     """The server side of a relayed tunnel."""
 
@@ -349,6 +410,7 @@ class Upstream(asyncio.Protocol):
         self.client = client
         self.transport: asyncio.Transport | None = None
         self.eof = False
+        self.full = False  # its write buffer is above the high-water mark: the client is not read
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -375,9 +437,11 @@ class Upstream(asyncio.Protocol):
         self.client.close()
 
     def pause_writing(self) -> None:  # the server reads slower than the client sends
+        self.full = True
         self.client._pause_reading(True)
 
     def resume_writing(self) -> None:
+        self.full = False
         self.client._pause_reading(False)
 
     def close(self) -> None:
@@ -397,6 +461,19 @@ def blocked_client(address: str, block_global: bool, block_private: bool) -> boo
     if ip.is_loopback:
         return False
     return (block_private and ip.is_private) or (block_global and ip.is_global)
+
+
+def _is_self(upstream: asyncio.BaseTransport, client: asyncio.BaseTransport) -> bool:
+    """Whether the relay's server connection reached this proxy: the port the client came in on, at a loopback
+    address or at the connection's own address (Linux reaches a local address from that same address)."""
+    peer, own = upstream.get_extra_info("peername"), upstream.get_extra_info("sockname")
+    listening = client.get_extra_info("sockname")
+    if not peer or not own or not listening or peer[1] != listening[1]:
+        return False
+    ip = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = ip.ipv4_mapped or ip
+    return ip.is_loopback or peer[0] == own[0] or peer[0] == listening[0]
 
 
 def _is_address(host: str) -> bool:

@@ -106,7 +106,8 @@ class ProxyMetrics:
         self.config.labels(version).set(1)
 
     def relay(self) -> None:
-        """A connection accepted and relayed by the front door (mitmproxy counts the others in `client_connected`)."""
+        """A connection accepted and relayed by the front door (mitmproxy counts the ones handed to it in
+        `client_connected`; the front door the ones it closes itself, `FrontDoor.ended`)."""
         self.connections.inc()
         self.relayed.inc()
 

@@ -183,7 +183,7 @@ async def serve(args: argparse.Namespace) -> int:
         loop.front_door = FrontDoor(
             addon, metrics.relay, lambda: float(ctx.options.tcp_timeout),
             lambda address: blocked_client(address, ctx.options.block_global, ctx.options.block_private),
-            transparent=args.mode == "transparent")
+            transparent=args.mode == "transparent", ended=metrics.connections.inc)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, master.shutdown)
     await master.run()

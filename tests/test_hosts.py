@@ -19,6 +19,17 @@ from filters.terms import ListError
     ("2001:db8::1", "2001:db8::1"),
     ("10.0.0.1:80", "10.0.0.1"),
     ("", ""),
+    # Addresses in forms the resolver reads as the same address: judged as the list writes them.
+    ("134744072", "8.8.8.8"),
+    ("0x8.0x8.0x8.0x8", "8.8.8.8"),
+    ("010.8.8.8:443", "8.8.8.8"),  # octal
+    ("8.8.2056.", "8.8.8.8"),
+    ("[2001:4860:4860:0:0:0:0:8888]:443", "2001:4860:4860::8888"),
+    ("[::ffff:8.8.8.8]", "8.8.8.8"),
+    ("9gag.com", "9gag.com"),  # a name that starts with a digit
+    ("1.2.3.4.5", "1.2.3.4.5"),  # not an address
+    ("99999999999", "99999999999"),  # too large for one
+    ("fe80::1::2", "fe80::1::2"),
 ])
 def test_clean_host(host: str, expected: str) -> None:
     """Ports, trailing dots, brackets and capitals are taken off a host before lookup."""
@@ -35,6 +46,7 @@ def test_clean_host(host: str, expected: str) -> None:
     ("xn--bcher-kva.example", "xn--bcher-kva.example"),
     ("192.0.2.7", "192.0.2.7"),
     ("2001:db8::1", "2001:db8::1"),
+    ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),  # as lookups write it
     ("", None),
     ("   ", None),
     ("# UT1 chat list", None),

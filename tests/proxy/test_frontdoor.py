@@ -134,3 +134,31 @@ def test_a_stopping_proxy_closes_its_relayed_tunnels(tmp_path: Path, origin: tup
             closed = True
         assert closed  # not left open until the pupil's device gives up
     assert "Traceback" not in running.stderr and "unclosed" not in running.stderr, running.stderr
+
+
+def test_plain_http_in_a_passed_through_tunnel_is_judged_by_mitmproxy(shipped: Running,
+                                                                      origin: tuple[int, Path]) -> None:
+    """A CONNECT to a passed-through host with plain HTTP for a closed host inside: the block page, as mitmproxy
+    gives it, not the request relayed to the passed-through host's server."""
+    port, _ = origin
+    host, proxy_port = shipped.proxy.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(proxy_port)), timeout=10) as raw:
+        raw.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode())
+        assert raw.recv(4096) == b"HTTP/1.1 200 Connection established\r\n\r\n"
+        raw.sendall(b"GET /app HTTP/1.1\r\nHost: discord.com\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 403") and b"Chatten doen we niet op school." in answer, answer[:200]
+    assert metric(shipped, "klaswacht_relayed_connections_total") == 0
+
+
+@pytest.mark.parametrize("target", ["134744072:443", "0x8.0x8.0x8.0x8:443", "8.8.8.8.:443"])
+def test_a_refused_address_in_another_form_is_refused(shipped: Running, target: str) -> None:
+    """8.8.8.8 is on the shipped DoH list: a CONNECT to it written as a number, in hex or with a trailing dot
+    (the resolver reads them all as 8.8.8.8) is refused as 8.8.8.8 is, not relayed."""
+    host, proxy_port = shipped.proxy.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(proxy_port)), timeout=10) as raw:
+        raw.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        assert raw.recv(4096).startswith(b"HTTP/1.1 403")
+    assert metric(shipped, 'klaswacht_refused_connections_total{category="doh"}') == 1

@@ -8,12 +8,14 @@ is handed. Each test drives a real client socket through the front door to a rea
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from filters.interception import Interception
+from proxy import frontdoor
 from proxy.addon import Chosen
 from proxy.frontdoor import MAX_HEAD, FrontDoor, blocked_client
 
@@ -162,6 +164,7 @@ def test_the_servers_close_reaches_the_client() -> None:
     b"CONNECT [::1]:443 HTTP/1.1\r\n\r\n",
     b"CONNECT localhost:99999 HTTP/1.1\r\n\r\n",  # no such port
     b"CONNECT localhost HTTP/1.1\r\n\r\n",  # not host:port
+    b"CONNECT localhost:443 HTTP/1.1\n\n",  # bare line feeds: mitmproxy reads them (the front door waited for ever)
     b"\x16\x03\x01\x00\x05hello",  # not HTTP at all
     b"CONNECT localhost:443 HTTP/1.1\r\n" + b"X-Long: " + b"a" * MAX_HEAD,  # a head without an end in sight
 ])
@@ -226,7 +229,7 @@ def test_a_server_name_other_than_the_connects_is_judged_too(name: str, relayed:
                 writer.close()
         assert origin.accepted == (1 if relayed else 0)
         assert choices.refusals == refused
-        assert choices.passed == (["localhost"] if relayed else [])
+        assert choices.passed == ([name] if relayed else [])  # the name judged is the one noted for the dry run
     run(test)
 
 
@@ -275,16 +278,17 @@ def test_a_failing_choice_hands_the_connection_to_mitmproxy() -> None:
 
 def test_an_idle_tunnel_is_closed_after_the_timeout_and_a_busy_one_is_not() -> None:
     async def chatter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while line := await reader.readline():
-            writer.write(line)
+        while data := await reader.read(65536):
+            writer.write(data)
 
     async def test() -> None:
         origin = Origin(chatter)
         async with await origin.start():
             door, server, port = await front(Choices({"localhost": "passthrough"}), [], idle=0.4)
             async with server:
-                (reader, writer), _ = await tunnel(port, f"localhost:{origin.port}")
-                # Not TLS: no rule looks inside the host, so its bytes are relayed as they are.
+                hello = client_hello("localhost")
+                (reader, writer), _ = await tunnel(port, f"localhost:{origin.port}", hello)
+                assert await asyncio.wait_for(reader.readexactly(len(hello)), 5) == hello
                 for n in range(8):  # 0.8 s, twice the timeout, never 0.4 s quiet
                     writer.write(b"ping %d\n" % n)
                     assert await asyncio.wait_for(reader.readline(), 5) == b"ping %d\n" % n
@@ -311,7 +315,7 @@ def test_a_slow_client_pauses_the_server_instead_of_filling_memory() -> None:
         async with await origin.start():
             door, server, port = await front(Choices({"localhost": "passthrough"}), [])
             async with server:
-                (reader, writer), _ = await tunnel(port, f"localhost:{origin.port}", b"start")
+                (reader, writer), _ = await tunnel(port, f"localhost:{origin.port}", client_hello("localhost"))
                 await asyncio.sleep(0.5)  # the client reads nothing for a while
                 (doorway,) = door.open
                 assert doorway.transport is not None
@@ -376,4 +380,138 @@ def test_a_client_that_never_sends_its_request_is_closed_after_the_timeout() -> 
             assert not writer.is_closing() and not reader.at_eof()
             writer.close()
         assert len(kept) == 1
+    run(test)
+
+
+def test_a_tunnel_to_the_proxy_itself_is_closed_not_relayed() -> None:
+    """CONNECT localhost:<the proxy's port>: relayed, the pupil's bytes would come back from the proxy's own address
+    (judged as its, not the pupil's); closed, as mitmproxy refuses a connection to itself."""
+    async def test() -> None:
+        choices, kept = Choices({"localhost": "passthrough"}), list[Kept]()
+        door, server, port = await front(choices, kept)
+        async with server:
+            (reader, writer), head = await tunnel(port, f"localhost:{port}", client_hello("localhost"))
+            assert head.startswith(b"HTTP/1.1 200")
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # not "mitmproxy here" from a second round
+            writer.close()
+            await asyncio.sleep(0.1)
+            assert kept == [] and not door.open
+    run(test)
+
+
+class Answering(Kept):
+    """mitmproxy's protocol handed a replayed CONNECT: it answers the CONNECT (`answer`), then says hello."""
+
+    def __init__(self, kept: list[Kept], answer: bytes) -> None:
+        super().__init__(kept)
+        self.answer = answer
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.peer = transport.get_extra_info("peername")
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        if self.transport is not None and b"\r\n\r\n" in self.data:
+            self.transport.write(self.answer + b"mitmproxy here\r\n")  # one write: the answer and what follows
+            self.transport = None
+
+
+@pytest.mark.parametrize(("answer", "read"), [
+    (b"HTTP/1.1 200 Connection established\r\n\r\n", b"mitmproxy here\r\n"),  # its 200 dropped: one 200 only
+    (b"HTTP/1.1 403 Forbidden\r\n\r\n", b""),  # too late to refuse: closed
+])
+def test_a_tunnel_that_is_not_tls_is_handed_to_mitmproxy_with_its_connect(answer: bytes, read: bytes) -> None:
+    """Plain HTTP in a passed-through tunnel: mitmproxy judges each request by its Host header; relayed, a request
+    for any host could reach a passed-through host's server (a CDN serves them all)."""
+    async def test() -> None:
+        origin = Origin(echo_after_eof)
+        async with await origin.start():
+            choices, kept = Choices({"localhost": "passthrough"}), list[Kept]()
+            door = FrontDoor(choices, lambda: None, lambda: 600.0, lambda address: False)
+            server = await asyncio.get_running_loop().create_server(
+                door.wrap(lambda: Answering(kept, answer)), "127.0.0.1", 0)
+            async with server:
+                port = server.sockets[0].getsockname()[1]
+                inside = b"GET / HTTP/1.1\r\nHost: chat.example\r\n\r\n"
+                (reader, writer), head = await tunnel(port, f"localhost:{origin.port}", inside)
+                assert head == b"HTTP/1.1 200 Connection established\r\n\r\n"
+                assert await asyncio.wait_for(reader.read(len(read) or 1), 5) == read
+                writer.close()
+        connect = f"CONNECT localhost:{origin.port} HTTP/1.1\r\nHost: localhost:{origin.port}\r\n\r\n".encode()
+        assert len(kept) == 1 and bytes(kept[0].data) == connect + inside
+        assert origin.accepted == 0 and choices.passed == []
+    run(test)
+
+
+def test_a_fast_client_is_paused_when_the_first_write_fills_a_slow_servers_buffer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the client sent while the server was connected can fill the server's buffer at once: the client is not
+    read again until the server takes it (before, reading resumed and a client could fill the proxy's memory)."""
+    # Loopback's socket buffers take about a megabyte at once; with a network's they take far less than MAX_PENDING.
+    monkeypatch.setattr(frontdoor, "MAX_PENDING", 8 << 20)
+
+    done = asyncio.Event()
+
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await done.wait()
+        writer.transport.abort()
+
+    async def test() -> None:
+        listening = socket.socket()
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow server: a small window
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(0)
+        # Its queue full: the front door's connection is made on the second SYN, a second later, while the client
+        # sends, so that the first write to the server is MAX_PENDING.
+        filler = socket.create_connection(listening.getsockname())
+        door, server, port = await front(Choices({"localhost": "passthrough"}), [])
+        async with server:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            target = f"localhost:{listening.getsockname()[1]}"
+            writer.write(f"CONNECT {target} HTTP/1.1\r\n\r\n".encode() + client_hello("localhost"))
+            writer.write(b"x" * (24 << 20))
+            await asyncio.sleep(0.5)
+            origin = await asyncio.start_server(never_read, sock=listening)  # takes the queue's connection
+            async with origin:
+                try:
+                    for _ in range(60):
+                        await asyncio.sleep(0.1)
+                        if door.open:
+                            break
+                    await asyncio.sleep(1)
+                    (doorway,) = door.open
+                    assert doorway.upstream is not None and doorway.upstream.transport is not None
+                    held = doorway.upstream.transport.get_write_buffer_size()
+                    assert held < 12 << 20, held  # 8 MB at most; without the pause the client's 24 MB would wait here
+                finally:
+                    writer.transport.abort()
+                    for doorway in door.open:  # a close would wait for the server to read the rest
+                        if doorway.upstream is not None and doorway.upstream.transport is not None:
+                            doorway.upstream.transport.abort()
+                    filler.close()
+                    done.set()
+    run(test)
+
+
+def test_a_connection_the_front_door_ends_itself_is_counted_once() -> None:
+    """klaswacht_worker_connections counts every connection accepted: one the front door closes before relaying
+    it (here a request that never ends) is counted by `ended`; one handed to mitmproxy is mitmproxy's to count."""
+    async def test() -> None:
+        ended: list[int] = []
+        door = FrontDoor(Choices({}), lambda: None, lambda: 0.3, lambda address: False, ended=lambda: ended.append(1))
+        server = await asyncio.get_running_loop().create_server(door.wrap(lambda: Kept([])), "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"CONNECT local")
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET / HTTP/1.1\r\n\r\n")
+            assert await asyncio.wait_for(reader.readline(), 5) == b"mitmproxy here\r\n"
+            writer.close()
+            await asyncio.sleep(0.1)
+        assert ended == [1]
     run(test)
