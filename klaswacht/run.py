@@ -18,6 +18,7 @@ them, and a worker never waits for another. The staff dashboard runs in one more
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -32,6 +33,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -79,9 +81,24 @@ def _worker_command(args: argparse.Namespace, data_dir: Path, number: int = 0, p
     if getattr(args, "transparent", False):
         command += ["--mode", "transparent"]
     command += ["--setup-host", args.setup_host, "--pac-proxy", args.pac_proxy]
+    for service in protected_ports(args):
+        command += ["--protect-port", str(service)]
     if args.fake_clock:
         command += ["--fake-clock", args.fake_clock]
     return command
+
+
+def protected_ports(args: argparse.Namespace) -> list[int]:
+    """The ports of the gateway's own services that pupils must not reach through the proxy: the dashboard's and
+    the metrics' (when fixed; 0 is a free port chosen at start, as tests do) and a PostgreSQL server's on this
+    machine."""
+    ports = [port for port in (args.dashboard_port, args.metrics_port) if port]
+    database = urlsplit(getattr(args, "database", "") or "")
+    local = (database.hostname or "localhost") in ("localhost", "127.0.0.1", "::1")
+    if database.scheme.startswith("postgres") and local:
+        with contextlib.suppress(ValueError):  # a malformed port: the store says so when it connects
+            ports.append(database.port or 5432)
+    return sorted(set(ports))
 
 
 def _dashboard_command(args: argparse.Namespace, data_dir: Path, metrics_url: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Transparent mode: the proxy never connects to its own port.
+"""The proxy never connects to its own port (transparent mode), nor to the gateway's own services.
 
 In transparent mode mitmproxy sends each connection on to its original destination (SO_ORIGINAL_DST). One
 the firewall redirected keeps its real destination: a web server's address, port 80 or 443. One made straight
@@ -12,6 +12,12 @@ host its pages); only the connection to the server is refused, with mitmproxy's 
 connection gets round nothing. The gateway's ruleset refuses these connections before they reach the proxy
 (deploy/nftables/klaswacht.nft, its input chain); this guard is for the rest: the gateway's own loopback
 (`klaswacht doctor` probes the port there), or a gateway without the rule.
+
+In every mode the ports of the gateway's own services that `klaswacht run` passes (`--protect-port`: the
+dashboard, the metrics, a local PostgreSQL) are refused on any of the machine's addresses: through an explicit
+proxy a pupil could otherwise ask for http://127.0.0.1:8081/, and reach the dashboard from the proxy's own
+address, which a dashboard behind a reverse proxy on the gateway trusts. The front door (proxy/frontdoor.py)
+closes tunnels to them.
 """
 
 from __future__ import annotations
@@ -25,6 +31,18 @@ from mitmproxy.proxy import server_hooks
 from mitmproxy.proxy.mode_specs import TransparentMode
 
 log = logging.getLogger(__name__)
+
+
+def _addresses(host: str, port: int) -> list[str]:
+    """The addresses `host` stands for (itself when it is one; a name is looked up, only for a protected port)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+        except (OSError, UnicodeError):
+            return []
+    return [host]
 
 
 def is_own_address(host: str) -> bool:
@@ -43,13 +61,25 @@ def is_own_address(host: str) -> bool:
 
 
 class DirectConnections:
-    """Refuses, in transparent mode, a connection to the server when that server is this proxy's own port."""
+    """Refuses, in transparent mode, a connection to the server when that server is this proxy's own port; in
+    every mode, one to a `protected` port (the gateway's own dashboard, metrics, database) on this machine."""
+
+    def __init__(self, protected: frozenset[int] = frozenset()) -> None:
+        self.protected = protected
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         server = data.server
-        if server.error or not server.address or not isinstance(data.client.proxy_mode, TransparentMode):
-            return  # already refused (mitmproxy's own guard), or not transparent mode
+        if server.error or not server.address:
+            return  # already refused (mitmproxy's own guard)
         host, port = str(server.address[0]), int(server.address[1])
+        if port in self.protected and any(is_own_address(a) for a in _addresses(host, port)):
+            # A pupil must not reach the staff dashboard, the metrics or the database through the proxy: the
+            # proxy's own address is trusted there (a reverse proxy on the gateway, --trusted-proxy).
+            server.error = "a service of the gateway itself: not reachable through the proxy"
+            log.info("refused to connect to port %d of the gateway's own services", port)
+            return
+        if not isinstance(data.client.proxy_mode, TransparentMode):
+            return
         listening = ctx.master.addons.get("proxyserver").listen_addrs()
         if port not in {address[1] for address in listening} or not is_own_address(host):
             return

@@ -74,8 +74,10 @@ class FrontDoor:
 
     def __init__(self, choice: Choice, count: Callable[[], None], idle_timeout: Callable[[], float],
                  blocked: Callable[[str], bool], transparent: bool = False,
-                 ended: Callable[[], None] = lambda: None) -> None:
+                 ended: Callable[[], None] = lambda: None, protected: frozenset[int] = frozenset()) -> None:
         self.choice = choice
+        # Ports of the gateway's own services (dashboard, metrics, a local database): never reached through a tunnel.
+        self.protected = protected
         # Clients mitmproxy's `block` addon refuses (block_global, block_private): handed to mitmproxy, which
         # refuses them, so that the front door is never an open relay for the internet.
         self.blocked = blocked
@@ -285,7 +287,7 @@ class Doorway(asyncio.Protocol):
             upstream.close()
             return
         assert upstream.transport is not None and self.transport is not None
-        if _is_self(upstream.transport, self.transport):
+        if _is_self(upstream.transport, self.transport, self.door.protected):
             # A tunnel to the proxy's own port (localhost, its address, or any name that resolves to it): relayed,
             # the pupil's requests would come back from the proxy's own address and be judged as its, not the
             # pupil's, and nested CONNECTs would multiply connections. mitmproxy refuses these too (proxyserver).
@@ -463,12 +465,14 @@ def blocked_client(address: str, block_global: bool, block_private: bool) -> boo
     return (block_private and ip.is_private) or (block_global and ip.is_global)
 
 
-def _is_self(upstream: asyncio.BaseTransport, client: asyncio.BaseTransport) -> bool:
-    """Whether the relay's server connection reached this proxy: the port the client came in on, at a loopback
-    address or at the connection's own address (Linux reaches a local address from that same address)."""
+def _is_self(upstream: asyncio.BaseTransport, client: asyncio.BaseTransport,
+             protected: frozenset[int] = frozenset()) -> bool:
+    """Whether the relay's server connection reached this proxy or one of the gateway's own services: the port the
+    client came in on or a `protected` one, at a loopback address or at the connection's own address (Linux
+    reaches a local address from that same address)."""
     peer, own = upstream.get_extra_info("peername"), upstream.get_extra_info("sockname")
     listening = client.get_extra_info("sockname")
-    if not peer or not own or not listening or peer[1] != listening[1]:
+    if not peer or not own or not listening or (peer[1] != listening[1] and peer[1] not in protected):
         return False
     ip = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address):

@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     # transparent: on a gateway whose firewall redirects the pupils' TCP 80/443 here (deploy/nftables/); the
     # original destination comes from SO_ORIGINAL_DST (Linux) and the client address is the pupil's own.
     p.add_argument("--mode", choices=("regular", "transparent"), default="regular")
+    p.add_argument("--protect-port", type=int, action="append", default=[], metavar="PORT",
+                   help="a port of the gateway's own services (dashboard, metrics, database) that the proxy never "
+                        "connects to on the machine's own addresses; may be repeated")
     p.add_argument("--setup-host", default="klaswacht.school", help="where the CA landing page and PAC file are")
     p.add_argument("--pac-proxy", default="", help="the proxy address the PAC file names (host:port)")
     # Testing only: the timetable's clock starts at this instant (see Klaswacht's klaswacht_fake_clock option).
@@ -160,7 +163,8 @@ async def serve(args: argparse.Namespace) -> int:
     # NoQuicHints keeps browsers from trying HTTP/3 round the proxy; DirectConnections closes, in transparent mode,
     # a connection made straight to the proxy's port; Worker's done() comes after Klaswacht's, which flushes the
     # events.
-    master.addons.add(Addons(addon, OutgoingContent(addon), NoQuicHints(), DirectConnections(),
+    protected = frozenset(args.protect_port)
+    master.addons.add(Addons(addon, OutgoingContent(addon), NoQuicHints(), DirectConnections(protected),
                              Worker(args.worker, addon, metrics, StoreMetrics(registry))))
     if args.mode == "transparent" and args.upstream:
         print("klaswacht proxy: --upstream cannot be combined with transparent mode", file=sys.stderr)
@@ -183,7 +187,7 @@ async def serve(args: argparse.Namespace) -> int:
         loop.front_door = FrontDoor(
             addon, metrics.relay, lambda: float(ctx.options.tcp_timeout),
             lambda address: blocked_client(address, ctx.options.block_global, ctx.options.block_private),
-            transparent=args.mode == "transparent", ended=metrics.connections.inc)
+            transparent=args.mode == "transparent", ended=metrics.connections.inc, protected=protected)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, master.shutdown)
     await master.run()
