@@ -11,6 +11,7 @@ import hashlib
 import http.client
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from bench.services import make_certificates
 
 KLASWACHT = str(Path(sys.executable).parent / "klaswacht")
 ROOT = Path(__file__).resolve().parents[2]
@@ -247,3 +251,44 @@ def read_websocket_frame(stream: Any) -> bytes:
     key = stream.read(4) if second & 0x80 else b""
     payload = stream.read(length)
     return bytes(b ^ key[i % 4] for i, b in enumerate(payload)) if key else payload
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test server's request handler that writes no log lines; `answer` sends a 200 with `body`."""
+
+    def answer(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler], tls_folder: Path | None = None) -> Iterator[tuple[int, Path]]:
+    """A threaded server for `handler` on 127.0.0.1: (its port, the CA file). With `tls_folder` it speaks HTTPS,
+    its certificate for 'localhost' signed by a private CA made in that folder; without, plain HTTP (CA: none)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    ca = Path()
+    if tls_folder is not None:
+        ca, cert, key = make_certificates(tls_folder, ("localhost",))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1], ca
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def client_hello(server_name: str) -> bytes:
+    """A real TLS ClientHello naming `server_name` (Python's ssl module), as a browser sends it first."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname=server_name)
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()

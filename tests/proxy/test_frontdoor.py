@@ -13,15 +13,11 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from proxy_helpers import Running, metric, start, start_with_a_banned_pupil, stopped_after
-
-from bench.services import make_certificates
+from proxy_helpers import QuietHandler, Running, metric, serving, start, start_with_a_banned_pupil, stopped_after
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (Debian package curl)")
 
@@ -31,34 +27,15 @@ PAGE = bytes(range(256)) * 12_000  # 3 MB: many reads and writes each way throug
 @pytest.fixture(scope="module")
 def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
     """An HTTPS server on loopback for 'localhost', its certificate signed by a private CA: (port, CA file)."""
-    ca, cert, key = make_certificates(tmp_path_factory.mktemp("origin"), ("localhost",))
-
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(PAGE)))
-            self.end_headers()
-            self.wfile.write(PAGE)
+            self.answer(PAGE)
 
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            digest = hashlib.sha256(body).hexdigest().encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(digest)))
-            self.end_headers()
-            self.wfile.write(digest)
+            self.answer(hashlib.sha256(self.rfile.read(int(self.headers["Content-Length"]))).hexdigest().encode())
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1], ca
-    server.shutdown()
-    server.server_close()
+    with serving(Handler, tmp_path_factory.mktemp("origin")) as served:
+        yield served
 
 
 def curl(running: Running, url: str, ca: Path, *extra: str) -> subprocess.CompletedProcess[bytes]:

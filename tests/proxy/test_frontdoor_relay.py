@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
 from collections.abc import Awaitable, Callable
 
 import pytest
+from proxy_helpers import client_hello
 
 from filters.interception import Interception
 from proxy import frontdoor
@@ -88,16 +88,6 @@ async def echo_after_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     data = await reader.read()
     writer.write(b"got " + data)
     await writer.drain()
-
-
-def client_hello(name: str) -> bytes:
-    """A real TLS ClientHello for `name`, as a browser would send it first in the tunnel."""
-    context = ssl.create_default_context()
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = context.wrap_bio(incoming, outgoing, server_hostname=name)
-    with pytest.raises(ssl.SSLWantReadError):
-        tls.do_handshake()
-    return outgoing.read()
 
 
 async def front(choices: Choices, kept: list[Kept], idle: float = 600.0,

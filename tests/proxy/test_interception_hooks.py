@@ -4,19 +4,17 @@ not at all when there is nothing to choose, and a refusal is recorded once per d
 from __future__ import annotations
 
 import asyncio
-import ssl
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from mitmproxy import connection, http, options, tls
 from mitmproxy.proxy import context, server_hooks
 from mitmproxy.proxy.layers.tls import parse_client_hello
 from prometheus_client import CollectorRegistry
-from proxy_helpers import ROOT
+from proxy_helpers import ROOT, client_hello
 
 from klaswacht.store import Event
 from klaswacht.store.model import Snapshot
@@ -46,13 +44,9 @@ class RecordingStore:
         return "d-test"
 
 
-def client_hello(server_name: str) -> tls.ClientHello:
-    """A real ClientHello naming `server_name`, made by Python's ssl module."""
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls_client = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname=server_name)
-    with pytest.raises(ssl.SSLWantReadError):
-        tls_client.do_handshake()
-    parsed = parse_client_hello(outgoing.read())
+def parsed_hello(server_name: str) -> tls.ClientHello:
+    """A real ClientHello naming `server_name`, as mitmproxy parses it."""
+    parsed = parse_client_hello(client_hello(server_name))
     assert parsed is not None and parsed.sni == server_name
     return parsed
 
@@ -60,7 +54,7 @@ def client_hello(server_name: str) -> tls.ClientHello:
 def hello(client: connection.Client, server_name: str) -> tls.ClientHelloData:
     ctx = context.Context(client, options.Options())
     ctx.server = connection.Server(address=(server_name, 443))
-    return tls.ClientHelloData(ctx, client_hello(server_name))
+    return tls.ClientHelloData(ctx, parsed_hello(server_name))
 
 
 def connect_flow(client: connection.Client, host: str) -> http.HTTPFlow:

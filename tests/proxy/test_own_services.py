@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import argparse
 import socket
-import ssl
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from proxy_helpers import Running, fetch, start, stopped_after
+from proxy_helpers import QuietHandler, Running, client_hello, fetch, serving, start, stopped_after
 
 from klaswacht.run import protected_ports
-
-
-def client_hello(name: str) -> bytes:
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname=name)
-    with pytest.raises(ssl.SSLWantReadError):
-        tls.do_handshake()
-    return outgoing.read()
 
 
 def free_port() -> int:
@@ -38,22 +27,12 @@ def free_port() -> int:
 @pytest.fixture
 def other_server() -> Iterator[int]:
     """An ordinary web server on loopback, on a port that is not one of the gateway's services."""
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
-            body = b"an ordinary page"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(b"an ordinary page")
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as (port, _):
+        yield port
 
 
 @pytest.fixture

@@ -7,17 +7,12 @@ no public CA signed; without the variable the proxy refuses them, as it should.
 from __future__ import annotations
 
 import shutil
-import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from proxy_helpers import Running, start, stopped_after
-
-from bench.services import make_certificates
+from proxy_helpers import QuietHandler, Running, serving, start, stopped_after
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_CA_ENV = "KLASWACHT_UPSTREAM_CA"  # the name documented in proxy/worker.py and bench/README.md
@@ -28,27 +23,12 @@ pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is no
 @pytest.fixture
 def origin(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     """An HTTPS server on loopback for 'localhost', its certificate signed by a private CA: (port, CA file)."""
-    ca, cert, key = make_certificates(tmp_path, ("localhost",))
-
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
-            body = b"from the school's own server"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(b"from the school's own server")
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1], ca
-    server.shutdown()
-    server.server_close()
+    with serving(Handler, tmp_path) as served:
+        yield served
 
 
 def _decrypting(tmp_path: Path) -> list[str]:
