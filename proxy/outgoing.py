@@ -56,7 +56,11 @@ def _blocked(verdict: Verdict) -> http.Response:
 
 class _HeadSniffer:
     """A stream filter: holds back the first bytes of a body, asks `judge` about them once, then either
-    lets the body through unchanged or replaces it with zeros (cut off when chunked)."""
+    lets the body through unchanged or replaces it with zeros (cut off when chunked).
+
+    It answers with a list of chunks, empty while it holds back: mitmproxy writes an empty chunk `b""` to an
+    HTTP/1.1 server as `0\r\n\r\n`, the end of a chunked body, so the server saw the body end at once (and
+    answered before the upload was judged) and took the rest for a new request."""
 
     def __init__(self, judge: Callable[[bytes], bool], chunked: bool) -> None:
         self.judge = judge
@@ -64,16 +68,18 @@ class _HeadSniffer:
         self.head = bytearray()
         self.blocked: bool | None = None  # None: not judged yet
 
-    def __call__(self, chunk: bytes) -> bytes:
+    def __call__(self, chunk: bytes) -> list[bytes]:
         if self.blocked is None:
             self.head += chunk
             if len(self.head) < SNIFF_HEAD and chunk:
-                return b""
+                return []
             chunk, self.head = bytes(self.head), bytearray()
             self.blocked = self.judge(chunk)
+        if self.blocked and self.chunked:
+            return []
         if self.blocked:
-            return b"" if self.chunked else bytes(len(chunk))
-        return chunk
+            chunk = bytes(len(chunk))
+        return [chunk] if chunk else []
 
 
 class OutgoingContent:

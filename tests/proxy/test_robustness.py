@@ -144,3 +144,30 @@ def test_a_chunked_photo_upload_is_stopped(lesson: Running, parent: Parent) -> N
     assert status in (0, 403, 502)
     if status == 403:
         assert "filmpjes versturen doen we niet op school." in page
+
+
+def test_a_chunked_upload_that_is_no_photo_arrives_whole(lesson: Running, parent: Parent) -> None:
+    """A chunked file upload is held back while its first 64 KB are sniffed, then sent on whole: the host gets
+    every byte in one body (before, each held-back chunk reached it as an empty chunk, the end of the body)."""
+    before = len(parent.seen)
+    document = b"%PDF-1.7\n" + b"spreekbeurt over de Waddenzee\n" * 8_000  # 240 KB, not a photo
+    boundary = "----klaswacht"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"werkstuk.pdf\"\r\n"
+            f"Content-Type: application/pdf\r\n\r\n").encode() + document + f"\r\n--{boundary}--\r\n".encode()
+
+    def chunks() -> Iterator[bytes]:
+        for offset in range(0, len(body), 16_384):
+            yield body[offset:offset + 16_384]
+
+    host, port = lesson.proxy.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=20)
+    try:
+        connection.request("POST", "http://www.speelgoedwinkel.nl/upload", body=chunks(), encode_chunked=True,
+                           headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
+                                    "Host": "www.speelgoedwinkel.nl"})
+        response = connection.getresponse()
+        assert response.status == 200 and b"upstream page" in response.read()
+    finally:
+        connection.close()
+    posts = [headers for method, _, headers in parent.seen[before:] if method == "POST"]
+    assert [headers["x-seen-body-bytes"] for headers in posts] == [str(len(body))]
