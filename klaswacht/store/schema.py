@@ -7,11 +7,12 @@ driver wants `$1` or `%s` translates them). A migration is never edited once rel
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from filters.policy import DEFAULT_SCHOOL
-from klaswacht.store.model import StoreError, iso, now_utc
+from klaswacht.store.model import StoreError, StoreUnavailable, iso, now_utc
 
 if TYPE_CHECKING:
     from klaswacht.store.database import Database
@@ -188,13 +189,30 @@ MIGRATIONS: tuple[Migration, ...] = (
 LATEST = MIGRATIONS[-1].version
 
 
+# How often a migration step is tried while another process holds the schema lock (about 4.5 s of pauses in all).
+MIGRATE_ATTEMPTS = 10
+
+
 async def migrate(db: Database, upto: int = LATEST) -> int:
     """Bring the database to schema `upto`, one transaction per migration; returns the version.
 
     Safe when several processes open the same database at once: each migration re-reads the
     version inside its own write transaction, under the adapter's schema lock (SQLite's BEGIN
-    IMMEDIATE, PostgreSQL's advisory lock), so a step is applied exactly once.
+    IMMEDIATE, PostgreSQL's advisory lock), so a step is applied exactly once. A step that finds the
+    lock held longer than the busy timeout (workers of `klaswacht run --workers N` migrating a new
+    database at once on a busy machine) is tried again, a few times, after a growing pause.
     """
+    for attempt in range(1, MIGRATE_ATTEMPTS + 1):
+        try:
+            return await _migrate(db, upto)
+        except StoreUnavailable as e:
+            if e.reason != "busy" or attempt == MIGRATE_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
+
+
+async def _migrate(db: Database, upto: int) -> int:
     async with db.transaction() as tx:
         # Under the lock: PostgreSQL sessions creating the same table at once can collide on its type.
         await db.lock_schema(tx)

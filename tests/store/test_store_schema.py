@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +92,31 @@ def test_stores_opening_a_new_database_together_migrate_it_once(data_dir: Path) 
     asyncio.run(main())
     assert query(data_dir, "SELECT version FROM schema_version ORDER BY version") == [
         (m.version,) for m in MIGRATIONS]
+
+
+def test_a_migration_waits_for_a_schema_lock_held_past_the_busy_timeout(tmp_path: Path) -> None:
+    """SQLite: another process holding the write lock for a second (past the 0.3 s busy timeout, as a worker
+    migrating on a busy machine does) delays a store's first migration; it does not fail it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    holder = sqlite3.connect(data / "klaswacht.db", isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA journal_mode = WAL")
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(1.0, holder.rollback)
+    release.start()
+
+    async def main() -> None:
+        store = make_store(data)
+        try:
+            await store.open(background=False)
+        finally:
+            await store.close()
+
+    started = time.monotonic()
+    try:
+        asyncio.run(main())
+    finally:
+        release.join()
+        holder.close()
+    assert time.monotonic() - started > 0.9  # it did wait for the lock
+    assert query(data, "SELECT version FROM schema_version ORDER BY version") == [(m.version,) for m in MIGRATIONS]
