@@ -41,9 +41,12 @@ from mitmproxy.addons import (
 )
 from mitmproxy.master import Master
 
+from proxy import h2flow
+
 
 def make_master(opts: options.Options) -> Master:
     """mitmproxy's master with the addons of the table above; must be called inside the running event loop."""
+    h2flow.install()  # HTTP/2 streams with bounded memory
     master = Master(opts, with_termlog=True)
     master.addons.add(core.Core(), block.Block(), disable_h2c.DisableH2C(), proxyauth.ProxyAuth(),
                       proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(),

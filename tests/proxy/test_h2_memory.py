@@ -1,0 +1,297 @@
+"""HTTP/2 memory stays bounded when a device stops reading a decrypted stream (issue 6, proxy/h2flow.py).
+
+A real `klaswacht run` decrypts every host; a device speaks HTTP/2 to it (hyper-h2 over a real TLS connection
+through CONNECT), and so does the server (hyper-h2 behind a private CA). The device stops opening its window,
+as a browser does for a paused video; the test then watches how much the server managed to send. Without the
+bound the proxy acknowledges everything and the server sends all of it (64 MiB), into the proxy's memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h2.config
+import h2.connection
+import h2.events
+import pytest
+from proxy_helpers import QuietHandler, Running, serving, start, stopped_after
+
+from bench.services import make_certificates
+from proxy.h2flow import STREAM_WINDOW
+
+ROOT = Path(__file__).resolve().parents[2]
+BIG = 64 * 1024 * 1024
+UPLOAD = 32 * 1024 * 1024
+H2_DEFAULT_WINDOW = 65_535
+CHUNK = 16_384
+
+
+def body_bytes(size: int) -> bytes:
+    """`size` bytes that are not all alike, so a lost or repeated chunk changes the hash."""
+    block = hashlib.sha256(b"klaswacht").digest() * (CHUNK // 32)
+    return b"".join(block[i % 32:] + block[:i % 32] for i in range(size // CHUNK))[:size]
+
+
+@dataclass
+class Origin:
+    """An HTTP/2 server over TLS: `/big` sends BIG bytes as fast as its window allows, `/sink` reads an upload
+    without ever acknowledging it (its window stays at the default 64 KiB), `/small` answers a few bytes."""
+
+    port: int = 0
+    ca: Path = Path()
+    sent: int = 0
+    received: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def serve(self, listener: socket.socket, context: ssl.SSLContext) -> None:
+        listener.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                raw, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self.connection, args=(raw, context), daemon=True).start()
+
+    def connection(self, raw: socket.socket, context: ssl.SSLContext) -> None:
+        with context.wrap_socket(raw, server_side=True) as sock:
+            sock.settimeout(0.2)
+            conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+            conn.initiate_connection()
+            sending: dict[int, bytes] = {}
+            while not self.stop.is_set():
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    data = None
+                except OSError:
+                    return
+                if data == b"":
+                    return
+                for event in conn.receive_data(data) if data else ():
+                    if isinstance(event, h2.events.RequestReceived):
+                        path = dict(event.headers).get(b":path", b"")
+                        if path in (b"/big", b"/small"):
+                            conn.send_headers(event.stream_id, [(":status", "200")])
+                            sending[event.stream_id] = body_bytes(BIG) if path == b"/big" else b"small"
+                    elif isinstance(event, h2.events.DataReceived):
+                        self.received += len(event.data)  # and never acknowledged
+                for stream_id, rest in list(sending.items()):
+                    while rest and min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size):
+                        size = min(len(rest), conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
+                        conn.send_data(stream_id, rest[:size], end_stream=size == len(rest))
+                        self.sent += size
+                        rest = rest[size:]
+                    sending[stream_id] = rest
+                    if not rest:
+                        del sending[stream_id]
+                out = conn.data_to_send()
+                if out:
+                    sock.sendall(out)
+
+
+@pytest.fixture
+def h2_origin(tmp_path: Path) -> Iterator[Origin]:
+    (tmp_path / "origin").mkdir()
+    ca, cert, key = make_certificates(tmp_path / "origin", ("localhost",))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["h2"])
+    listener = socket.create_server(("127.0.0.1", 0))
+    origin = Origin(port=listener.getsockname()[1], ca=ca)
+    thread = threading.Thread(target=origin.serve, args=(listener, context), daemon=True)
+    thread.start()
+    yield origin
+    origin.stop.set()
+    thread.join(5)
+    listener.close()
+
+
+class Device:
+    """A pupil's device speaking HTTP/2 through the proxy's CONNECT tunnel; it acknowledges only when told."""
+
+    def __init__(self, running: Running, port: int) -> None:
+        host, proxy_port = running.proxy.removeprefix("http://").split(":")
+        raw = socket.create_connection((host, int(proxy_port)), timeout=10)
+        raw.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = raw.recv(1)
+            assert chunk, "the proxy closed the tunnel"
+            head += chunk
+        assert head.split(b" ")[1] == b"200", head
+        context = ssl.create_default_context(cafile=running.lines["ca"])
+        context.set_alpn_protocols(["h2"])
+        self.sock = context.wrap_socket(raw, server_hostname="localhost")
+        assert self.sock.selected_alpn_protocol() == "h2"
+        self.sock.settimeout(0.2)
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        self.flush()
+        self.bodies: dict[int, bytearray] = {}
+        self.ended: set[int] = set()
+        self.reset: set[int] = set()
+        self.status: dict[int, bytes] = {}
+        self.unread: dict[int, int] = {}  # data read but not acknowledged, per stream
+
+    def flush(self) -> None:
+        out = self.conn.data_to_send()
+        if out:
+            self.sock.sendall(out)
+
+    def request(self, method: str, path: str, *, end: bool = True) -> int:
+        stream_id = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(stream_id, [(":method", method), (":scheme", "https"), (":path", path),
+                                           (":authority", "localhost"), ("content-type", "text/plain")],
+                               end_stream=end)
+        self.flush()
+        self.bodies[stream_id] = bytearray()
+        return stream_id
+
+    def pump(self, acknowledge: bool) -> None:
+        """Read what has arrived (for at most 0.2 s); acknowledge the data read only if `acknowledge`."""
+        if acknowledge:
+            for stream_id, size in self.unread.items():
+                self.conn.acknowledge_received_data(size, stream_id)
+            self.unread.clear()
+            self.flush()
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return
+        assert data, "the proxy closed the connection"
+        for event in self.conn.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived):
+                self.status[event.stream_id] = dict(event.headers)[b":status"]
+            elif isinstance(event, h2.events.DataReceived):
+                self.bodies[event.stream_id] += event.data
+                if acknowledge:
+                    self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                else:
+                    self.unread[event.stream_id] = self.unread.get(event.stream_id, 0) + event.flow_controlled_length
+            elif isinstance(event, h2.events.StreamEnded):
+                self.ended.add(event.stream_id)
+            elif isinstance(event, h2.events.StreamReset):
+                self.reset.add(event.stream_id)
+        self.flush()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def settled(value: Callable[[], int], step: Callable[[], None], seconds: float = 30) -> int:
+    """`value` once it has not grown for 1.5 s of `step`s (or after `seconds`)."""
+    deadline, last, since = time.monotonic() + seconds, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        step()
+        now = value()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since > 1.5:
+            break
+    return last
+
+
+@pytest.fixture
+def decrypting(tmp_path: Path, h2_origin: Origin, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
+    """`klaswacht run` with the primary policy, decrypting every host, trusting the origin's private CA."""
+    policy = tmp_path / "policy.toml"
+    text = (ROOT / "policies" / "primary.toml").read_text(encoding="utf-8")
+    policy.write_text(text.replace("passthrough = true", "passthrough = false"), encoding="utf-8")
+    monkeypatch.setenv("KLASWACHT_UPSTREAM_CA", str(h2_origin.ca))
+    yield from stopped_after(start(tmp_path / "data", "--policy", str(policy), "--period", "lesson"))
+
+
+def test_a_stream_the_device_stops_reading_holds_at_most_one_window_in_the_proxy(
+        decrypting: Running, h2_origin: Origin) -> None:
+    """The server can send only what the device's window and the proxy's stream window take; once the device
+    reads again, the whole body arrives, unchanged."""
+    device = Device(decrypting, h2_origin.port)
+    try:
+        stream = device.request("GET", "/big")
+        sent = settled(lambda: h2_origin.sent, lambda: device.pump(acknowledge=False))
+        assert device.status.get(stream) == b"200"
+        # What the device may hold unread (its 64 KiB window), one proxy window, and frames in flight.
+        assert H2_DEFAULT_WINDOW <= sent <= H2_DEFAULT_WINDOW + STREAM_WINDOW + 4 * CHUNK, sent
+        deadline = time.monotonic() + 60
+        while stream not in device.ended and time.monotonic() < deadline:
+            device.pump(acknowledge=True)
+        assert stream in device.ended and stream not in device.reset
+        assert hashlib.sha256(device.bodies[stream]).digest() == hashlib.sha256(body_bytes(BIG)).digest()
+    finally:
+        device.close()
+
+
+def test_an_upload_the_server_stops_reading_holds_at_most_one_window_in_the_proxy(
+        decrypting: Running, h2_origin: Origin) -> None:
+    """The other way round: the device can send what mitmproxy holds to judge (1 MB), the server's window and
+    one proxy window; not the whole upload."""
+    device = Device(decrypting, h2_origin.port)
+    try:
+        stream = device.request("POST", "/sink", end=False)
+        upload = body_bytes(UPLOAD)
+        offset = 0
+
+        def send_what_fits() -> None:
+            nonlocal offset
+            while offset < len(upload):
+                size = min(device.conn.local_flow_control_window(stream), CHUNK, len(upload) - offset)
+                if size <= 0:
+                    break
+                device.conn.send_data(stream, upload[offset:offset + size])
+                offset += size
+            device.flush()
+            device.pump(acknowledge=True)
+
+        sent = settled(lambda: offset, send_what_fits)
+        assert h2_origin.received > 0, "the upload never reached the server"
+        assert sent <= 1_000_000 + H2_DEFAULT_WINDOW + STREAM_WINDOW + 4 * CHUNK, sent
+    finally:
+        device.close()
+
+
+def test_a_stream_from_a_server_without_http2_is_reset_when_the_device_stops_reading(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An HTTP/1.1 server has no window to hold back: past STREAM_CAP the stream is cancelled; the device's
+    other streams on the same connection carry on."""
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:
+            if self.path == "/small":
+                self.answer(b"small")
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(BIG))
+            self.end_headers()
+            try:
+                self.wfile.write(body_bytes(BIG))
+            except OSError:
+                pass  # the proxy gave up on the stream
+
+    policy = tmp_path / "policy.toml"
+    text = (ROOT / "policies" / "primary.toml").read_text(encoding="utf-8")
+    policy.write_text(text.replace("passthrough = true", "passthrough = false"), encoding="utf-8")
+    (tmp_path / "origin-h1").mkdir()
+    with serving(Handler, tmp_path / "origin-h1") as (port, ca):
+        monkeypatch.setenv("KLASWACHT_UPSTREAM_CA", str(ca))
+        for running in stopped_after(start(tmp_path / "data", "--policy", str(policy), "--period", "lesson")):
+            device = Device(running, port)
+            try:
+                stream = device.request("GET", "/big")
+                deadline = time.monotonic() + 30
+                while stream not in device.reset and time.monotonic() < deadline:
+                    device.pump(acknowledge=False)
+                assert stream in device.reset, f"not reset; {len(device.bodies[stream])} bytes read"
+                assert len(device.bodies[stream]) <= H2_DEFAULT_WINDOW
+                other = device.request("GET", "/small")
+                deadline = time.monotonic() + 20
+                while other not in device.ended and time.monotonic() < deadline:
+                    device.pump(acknowledge=True)
+                assert device.status.get(other) == b"200" and bytes(device.bodies[other]) == b"small"
+            finally:
+                device.close()
