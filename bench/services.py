@@ -340,6 +340,7 @@ def start_klaswacht(work: Path, origin_ca: Path, workers: int, policy: str | Non
         popen = subprocess.Popen([str(VENV_BIN / "klaswacht"), "run", "--period", "lesson",
                                   "--data-dir", str(folder / "data"), "--proxy-port", "0", "--dashboard-port", "0",
                                   "--metrics-port", "0", "--workers", str(workers),
+                                  "--allow-gateway-addresses",  # the origin is nginx on loopback
                                   *(["--policy", policy] if policy else [])],
                                  stdout=subprocess.PIPE, stderr=err, env=env, text=True, start_new_session=True)
     found: dict[str, str] = {}

@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the HTTPS reverse proxy in front of the dashboard, whose X-Forwarded-For is believed")
     p.add_argument("--secure-cookies", action="store_true",
                    help="mark the dashboard's session cookie Secure (staff reach it over HTTPS)")
+    p.add_argument("--allow-gateway-addresses", action="store_true",
+                   help="let pupils reach this machine's own addresses through the proxy (never the dashboard, metrics "
+                        "or database ports): for a school service on the gateway, or a test's servers on loopback")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="proxy processes, all on the one proxy address (default: one per core)")
     # Testing only, so not in --help: the timetable's clock starts at this ISO 8601 instant and runs on.

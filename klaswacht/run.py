@@ -83,6 +83,8 @@ def _worker_command(args: argparse.Namespace, data_dir: Path, number: int = 0, p
     command += ["--setup-host", args.setup_host, "--pac-proxy", args.pac_proxy]
     for service in protected_ports(args):
         command += ["--protect-port", str(service)]
+    if getattr(args, "allow_gateway_addresses", False):
+        command += ["--allow-gateway-addresses"]
     if args.fake_clock:
         command += ["--fake-clock", args.fake_clock]
     return command

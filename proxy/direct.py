@@ -18,6 +18,14 @@ dashboard, the metrics, a local PostgreSQL) are refused on any of the machine's 
 proxy a pupil could otherwise ask for http://127.0.0.1:8081/, and reach the dashboard from the proxy's own
 address, which a dashboard behind a reverse proxy on the gateway trusts. The front door (proxy/frontdoor.py)
 closes tunnels to them.
+
+And in every mode but through a parent proxy, no other address of the gateway is reached either
+(`own_address_refusal`, applied by the worker's event loop to every connection the proxy makes, mitmproxy's and
+the front door's, after the name is resolved): a pupil could otherwise ask the explicit proxy for
+`CONNECT 127.0.0.1:22` or a name that resolves to the gateway, and reach SSH, a local resolver or database that
+listens on loopback only, from the gateway's own address. `klaswacht run --allow-gateway-addresses` lifts this
+for everything but the protected ports: for a test's or the benchmark's servers on loopback, or a school service
+on the gateway that pupils are meant to reach.
 """
 
 from __future__ import annotations
@@ -60,6 +68,28 @@ def is_own_address(host: str) -> bool:
     return True
 
 
+GATEWAY_SERVICE = "a service of the gateway itself: not reachable through the proxy"
+GATEWAY_ADDRESS = "an address of the gateway itself: not reachable through the proxy"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is an address that always means this machine: loopback, or the unspecified address."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = ip.ipv4_mapped or ip
+    return ip.is_loopback or ip.is_unspecified
+
+
+def own_address_refusal(port: int, protected: frozenset[int], allow_own: bool) -> str | None:
+    """Why the proxy must not connect to `port` on an address of this machine, or None."""
+    if port in protected:
+        return GATEWAY_SERVICE
+    return None if allow_own else GATEWAY_ADDRESS
+
+
 class DirectConnections:
     """Refuses, in transparent mode, a connection to the server when that server is this proxy's own port; in
     every mode, one to a `protected` port (the gateway's own dashboard, metrics, database) on this machine."""
@@ -75,7 +105,7 @@ class DirectConnections:
         if port in self.protected and any(is_own_address(a) for a in _addresses(host, port)):
             # A pupil must not reach the staff dashboard, the metrics or the database through the proxy: the
             # proxy's own address is trusted there (a reverse proxy on the gateway, --trusted-proxy).
-            server.error = "a service of the gateway itself: not reachable through the proxy"
+            server.error = GATEWAY_SERVICE
             log.info("refused to connect to port %d of the gateway's own services", port)
             return
         if not isinstance(data.client.proxy_mode, TransparentMode):

@@ -16,8 +16,12 @@ without the option (`klaswacht run` checks the port with one before the first wo
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
+from collections.abc import Callable
 from typing import Any
 
+from proxy.direct import is_loopback
 from proxy.frontdoor import FrontDoor
 
 
@@ -26,6 +30,8 @@ class ReusePortLoop(asyncio.SelectorEventLoop):
     and the front door (proxy/frontdoor.py), when the worker sets one, in front of their protocol."""
 
     front_door: FrontDoor | None = None
+    own_address_refusal: Callable[[int], str | None] | None = None
+    """Why a connection to a port on this machine's own addresses is refused, or None (proxy/direct.py)."""
 
     async def create_server(self, protocol_factory: Any, *args: Any, **kwargs: Any) -> asyncio.Server:
         if kwargs.get("sock") is None:  # a socket made by the caller keeps its own options
@@ -33,3 +39,19 @@ class ReusePortLoop(asyncio.SelectorEventLoop):
         if self.front_door is not None:
             protocol_factory = self.front_door.wrap(protocol_factory)
         return await super().create_server(protocol_factory, *args, **kwargs)
+
+    async def sock_connect(self, sock: socket.socket, address: Any) -> None:
+        # Every connection the worker makes to a server passes here once per address a name resolved to (asyncio's
+        # create_connection tries the next address when one raises), mitmproxy's and the front door's alike.
+        refusal = self.own_address_refusal
+        if refusal is None:
+            await super().sock_connect(sock, address)
+            return
+        host, port = str(address[0]), int(address[1])
+        reason = refusal(port) if is_loopback(host) else None
+        if reason is None:
+            await super().sock_connect(sock, address)
+            # Linux reaches one of its own addresses from that same address: nothing has been sent yet.
+            reason = refusal(port) if sock.getsockname()[0] == host else None
+        if reason is not None:
+            raise ConnectionRefusedError(errno.ECONNREFUSED, f"{reason} ({host} port {port})")

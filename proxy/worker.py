@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 from mitmproxy import connection, ctx, exceptions, options
@@ -27,7 +28,7 @@ from klaswacht.store import Store, default_database_url
 from klaswacht.store.metrics import StoreMetrics
 from proxy.addon import Klaswacht
 from proxy.altsvc import NoQuicHints
-from proxy.direct import DirectConnections
+from proxy.direct import DirectConnections, own_address_refusal
 from proxy.frontdoor import FrontDoor, blocked_client
 from proxy.master import make_master
 from proxy.metrics import ProxyMetrics
@@ -115,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protect-port", type=int, action="append", default=[], metavar="PORT",
                    help="a port of the gateway's own services (dashboard, metrics, database) that the proxy never "
                         "connects to on the machine's own addresses; may be repeated")
+    p.add_argument("--allow-gateway-addresses", action="store_true",
+                   help="let pupils reach the machine's own addresses through the proxy (not the protected ports)")
     p.add_argument("--setup-host", default="klaswacht.school", help="where the CA landing page and PAC file are")
     p.add_argument("--pac-proxy", default="", help="the proxy address the PAC file names (host:port)")
     # Testing only: the timetable's clock starts at this instant (see Klaswacht's klaswacht_fake_clock option).
@@ -183,6 +186,9 @@ async def serve(args: argparse.Namespace) -> int:
             return 2
     loop = asyncio.get_running_loop()
     if not args.upstream and isinstance(loop, ReusePortLoop):
+        # Through a parent proxy every connection goes to the parent, which judges where it may go on from there.
+        loop.own_address_refusal = partial(own_address_refusal, protected=protected,
+                                           allow_own=args.allow_gateway_addresses)
         # Tunnels that no rule looks inside are relayed by the front door; the rest reaches mitmproxy untouched.
         loop.front_door = FrontDoor(
             addon, metrics.relay, lambda: float(ctx.options.tcp_timeout),

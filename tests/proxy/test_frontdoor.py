@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from proxy_helpers import QuietHandler, Running, metric, serving, start, start_with_a_banned_pupil, stopped_after
+from proxy_helpers import OWN, QuietHandler, Running, metric, serving, start, start_with_a_banned_pupil, stopped_after
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (Debian package curl)")
 
@@ -51,7 +51,7 @@ def split(result: subprocess.CompletedProcess[bytes]) -> tuple[str, bytes]:
 
 @pytest.fixture
 def shipped(tmp_path: Path) -> Iterator[Running]:
-    yield from stopped_after(start(tmp_path / "data", "--period", "lesson"))
+    yield from stopped_after(start(tmp_path / "data", "--period", "lesson", *OWN))
 
 
 def test_a_tunnel_no_rule_looks_inside_is_relayed_undecrypted(shipped: Running, origin: tuple[int, Path],
@@ -79,7 +79,7 @@ def test_the_choice_is_the_pupils_a_banned_device_gets_the_block_page(tmp_path: 
                                                                        origin: tuple[int, Path]) -> None:
     port, ca = origin
     running = start_with_a_banned_pupil(tmp_path, "3001", "Sam de Vries", "127.0.0.2",
-                                        "--period", "lesson")
+                                        "--period", "lesson", *OWN)
     try:
         # Another device: relayed as before.
         assert split(curl(running, f"https://localhost:{port}/page", ca))[0] == "200"
@@ -96,7 +96,7 @@ def test_the_choice_is_the_pupils_a_banned_device_gets_the_block_page(tmp_path: 
 
 def test_a_stopping_proxy_closes_its_relayed_tunnels(tmp_path: Path, origin: tuple[int, Path]) -> None:
     port, ca = origin
-    running = start(tmp_path / "data", "--period", "lesson")
+    running = start(tmp_path / "data", "--period", "lesson", *OWN)
     host, proxy_port = running.proxy.removeprefix("http://").split(":")
     raw = socket.create_connection((host, int(proxy_port)), timeout=10)
     raw.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode())

@@ -22,7 +22,7 @@ import h2.config
 import h2.connection
 import h2.events
 import pytest
-from proxy_helpers import QuietHandler, Running, serving, start, stopped_after
+from proxy_helpers import OWN, QuietHandler, Running, serving, start, stopped_after
 
 from bench.services import make_certificates
 from proxy.h2flow import STREAM_WINDOW
@@ -206,7 +206,7 @@ def decrypting(tmp_path: Path, h2_origin: Origin, monkeypatch: pytest.MonkeyPatc
     text = (ROOT / "policies" / "primary.toml").read_text(encoding="utf-8")
     policy.write_text(text.replace("passthrough = true", "passthrough = false"), encoding="utf-8")
     monkeypatch.setenv("KLASWACHT_UPSTREAM_CA", str(h2_origin.ca))
-    yield from stopped_after(start(tmp_path / "data", "--policy", str(policy), "--period", "lesson"))
+    yield from stopped_after(start(tmp_path / "data", "--policy", str(policy), "--period", "lesson", *OWN))
 
 
 def test_a_stream_the_device_stops_reading_holds_at_most_one_window_in_the_proxy(
@@ -278,7 +278,7 @@ def test_a_stream_from_a_server_without_http2_is_reset_when_the_device_stops_rea
     (tmp_path / "origin-h1").mkdir()
     with serving(Handler, tmp_path / "origin-h1") as (port, ca):
         monkeypatch.setenv("KLASWACHT_UPSTREAM_CA", str(ca))
-        for running in stopped_after(start(tmp_path / "data", "--policy", str(policy), "--period", "lesson")):
+        for running in stopped_after(start(tmp_path / "data", "--policy", str(policy), "--period", "lesson", *OWN)):
             device = Device(running, port)
             try:
                 stream = device.request("GET", "/big")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from proxy_helpers import QuietHandler, Running, serving, start, stopped_after
+from proxy_helpers import OWN, QuietHandler, Running, serving, start, stopped_after
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_CA_ENV = "KLASWACHT_UPSTREAM_CA"  # the name documented in proxy/worker.py and bench/README.md
@@ -54,7 +54,7 @@ def test_a_server_signed_by_the_named_ca_is_reached(tmp_path: Path, origin: tupl
     """With KLASWACHT_UPSTREAM_CA naming the private CA, the proxy decrypts and reaches the server."""
     port, ca = origin
     monkeypatch.setenv(UPSTREAM_CA_ENV, str(ca))
-    for running in stopped_after(start(tmp_path / "data", *_decrypting(tmp_path))):
+    for running in stopped_after(start(tmp_path / "data", *_decrypting(tmp_path), *OWN)):
         assert _curl(running, f"https://localhost:{port}/") == ("200", "from the school's own server")
 
 
@@ -63,7 +63,7 @@ def test_without_it_the_private_ca_is_refused(tmp_path: Path, origin: tuple[int,
     """Without the variable the proxy verifies against the public CAs and refuses the server (502)."""
     port, _ = origin
     monkeypatch.delenv(UPSTREAM_CA_ENV, raising=False)
-    for running in stopped_after(start(tmp_path / "data", *_decrypting(tmp_path))):
+    for running in stopped_after(start(tmp_path / "data", *_decrypting(tmp_path), *OWN)):
         code, body = _curl(running, f"https://localhost:{port}/")
         assert code == "502"
         assert "from the school's own server" not in body
