@@ -94,7 +94,9 @@ class Origin:
                         del sending[stream_id]
                 out = conn.data_to_send()
                 if out:
+                    sock.settimeout(10)  # a busy proxy may take a while to read; 0.2 s is for the polling above
                     sock.sendall(out)
+                    sock.settimeout(0.2)
 
 
 @pytest.fixture
