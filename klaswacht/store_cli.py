@@ -67,13 +67,14 @@ def _grant_target(text: str) -> str:
 
 
 def _run(args: argparse.Namespace, action: Callable[[Store], Awaitable[int]], school: str | None = None,
-         **retention: int) -> int:
+         events_days: int = 28, audit_days: int = 365) -> int:
     """Run `action` on the store of `--school`, else $KLASWACHT_SCHOOL, else `school` (a policy's), else the
     default school."""
 
     async def main() -> int:
         chosen = args.school or gateway_school(school or DEFAULT_SCHOOL)
-        store = Store(Path(args.data_dir), database_url=args.database, school=chosen, **retention)
+        store = Store(Path(args.data_dir), database_url=args.database, school=chosen, events_days=events_days,
+                      audit_days=audit_days)
         await store.open(background=False)
         try:
             return await action(store)

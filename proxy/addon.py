@@ -304,6 +304,9 @@ class Klaswacht:
             "Folder of the store (klaswacht.db, spill files). Empty: events are not recorded.")
         add("klaswacht_database", str, "",
             "A postgresql:// URL: the store's database on that server. Empty: SQLite in klaswacht_data_dir.")
+        add("klaswacht_purge", bool, True,
+            "This process removes what is older than the policy's retention, every hour. Of the workers of one "
+            "`klaswacht run` only the first does: one purge per gateway, not one per worker.")
         add("klaswacht_fake_clock", str, "",
             "Testing only: the timetable's clock starts at this ISO 8601 instant (local time without an "
             "offset) and runs on from there. Empty: the real clock. Grants and bans keep the real clock.")
@@ -403,7 +406,8 @@ class Klaswacht:
                                events_days=policy.events_days if policy else 28,
                                audit_days=policy.audit_days if policy else 365,
                                database_url=ctx.options.klaswacht_database or None,
-                               school=gateway_school(policy.school_id if policy else DEFAULT_SCHOOL))
+                               school=gateway_school(policy.school_id if policy else DEFAULT_SCHOOL),
+                               purge=ctx.options.klaswacht_purge)
             # strict=False: the proxy starts even while the database is unavailable.
             await self.store.open(strict=False)
 

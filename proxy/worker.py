@@ -138,6 +138,7 @@ def proxy_options(args: argparse.Namespace) -> dict[str, object]:
         klaswacht_policy=args.policy, klaswacht_lists=args.lists, klaswacht_period=args.period,
         klaswacht_data_dir=str(Path(args.data_dir)), klaswacht_database=args.database or "",
         klaswacht_fake_clock=args.fake_clock, klaswacht_setup_host=args.setup_host,
+        klaswacht_purge=args.worker == 0,
         klaswacht_pac_proxy=args.pac_proxy,
         # No connection to a server before the request is judged: a blocked host is never contacted.
         connection_strategy="lazy",

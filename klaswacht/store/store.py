@@ -140,7 +140,7 @@ class Store(StaffViews):
                  queue_bound: int = 2000, batch_size: int = 500, batch_interval: float = 0.2,
                  snapshot_interval: float = 1.0, purge_interval: float = 3600.0, busy_timeout: float = 0.3,
                  staff_timeout: float = 5.0, max_backoff: float = 1.0, database_url: str | None = None,
-                 school: str = DEFAULT_SCHOOL) -> None:
+                 school: str = DEFAULT_SCHOOL, purge: bool = True) -> None:
         if events_days < 1 or audit_days < 1:
             raise ValueError("retention must be at least one day")
         self.school: str | None = check_school(school)
@@ -151,6 +151,7 @@ class Store(StaffViews):
         self.batch_interval = batch_interval
         self.snapshot_interval = snapshot_interval
         self.purge_interval = purge_interval
+        self.purges = purge  # the hourly purge among the background tasks (one process per gateway runs it)
         self.staff_timeout = staff_timeout
         self.max_backoff = max_backoff
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
@@ -220,8 +221,9 @@ class Store(StaffViews):
             log.warning("store: database not available at start (%s): events wait", e)
         if background:
             self._tasks = [asyncio.create_task(self._run_writer(), name="store-writer"),
-                           asyncio.create_task(self._run_snapshots(), name="store-snapshot"),
-                           asyncio.create_task(self._run_purge(), name="store-purge")]
+                           asyncio.create_task(self._run_snapshots(), name="store-snapshot")]
+            if self.purges:
+                self._tasks.append(asyncio.create_task(self._run_purge(), name="store-purge"))
             for task in self._tasks:
                 task.add_done_callback(_report_crash)
         return self

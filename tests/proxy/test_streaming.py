@@ -92,3 +92,14 @@ def test_the_proxy_options_bound_what_it_keeps() -> None:
     assert options["connection_strategy"] == "lazy"
     assert options["stream_large_bodies"] == "1m"
     assert options["http2_ping_keepalive"] == 0
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyasn1 (tagMap, typeMap), under mitmproxy.tools
+def test_only_the_first_worker_runs_the_hourly_purge() -> None:
+    """N workers share one database: one purge an hour, not N (the store's side in tests/store)."""
+    from proxy.worker import build_parser, proxy_options
+
+    def purges(worker: str) -> object:
+        return proxy_options(build_parser().parse_args(["--data-dir", "/tmp/x", "--worker", worker]))["klaswacht_purge"]
+
+    assert (purges("0"), purges("1"), purges("3")) == (True, False, False)

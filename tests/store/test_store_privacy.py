@@ -101,3 +101,26 @@ def test_purge_removes_what_is_older_than_the_retention(data_dir: Path) -> None:
             assert (await store.purge(now + timedelta(days=366)))["audit"] == 1
 
     asyncio.run(main())
+
+
+def test_the_hourly_purge_runs_only_in_the_store_that_is_told_to(data_dir: Path) -> None:
+    """One process per gateway purges (`klaswacht run`'s first worker, proxy/worker.py): a store opened with
+    purge=False leaves an old row to it; one opened with the default removes it by itself."""
+    now = now_utc()
+
+    async def left_after_opening(purge: bool) -> int:
+        async with make_store(data_dir, purge=purge):
+            for _ in range(50):  # the purge task runs at once, then every hour
+                await asyncio.sleep(0.05)
+                if not count_rows(data_dir):
+                    break
+        return count_rows(data_dir)
+
+    async def main() -> None:
+        async with make_store(data_dir, purge=False) as store:
+            store.record(event(1, time=now - timedelta(days=30)))
+            assert await store.flush()
+        assert await left_after_opening(purge=False) == 1
+        assert await left_after_opening(purge=True) == 0
+
+    asyncio.run(main())
