@@ -1,7 +1,9 @@
 """`python -m dashboards.serve`: the dashboard in a process of its own, under uvicorn.
 
 `klaswacht run` starts it beside the proxy; it prints one JSON line with the address it listens on
-once the socket is bound (port 0 picks a free port), then serves until SIGTERM or SIGINT.
+once the socket is bound (port 0 picks a free port), then serves until SIGTERM or SIGINT, or until the process
+that started it is gone (a `klaswacht run` killed outright leaves no dashboard behind, as it leaves no proxy
+worker: proxy/worker.py).
 """
 
 from __future__ import annotations
@@ -9,8 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import socket
 import sys
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -22,6 +27,8 @@ from dashboards.config import DashboardConfig
 from filters.policy import PolicyError
 from klaswacht.loading import DEFAULT_POLICY, SHIPPED_LISTS
 from klaswacht.store import default_database_url
+
+PARENT_CHECK = 1.0  # seconds between looks at the parent process
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,8 +85,19 @@ def main(argv: list[str] | None = None) -> int:
                                            timeout_graceful_shutdown=3, proxy_headers=bool(args.trusted_proxy),
                                            forwarded_allow_ips=args.trusted_proxy or None))
     print(json.dumps({"dashboard": [host, port]}), flush=True)
+    threading.Thread(target=_stop_when_orphaned, args=(server, os.getppid()), daemon=True,
+                     name="dashboard-parent-watch").start()
     server.run(sockets=[sock])
     return 0
+
+
+def _stop_when_orphaned(server: uvicorn.Server, parent: int) -> None:
+    """Asks uvicorn to stop (as SIGTERM does) once `parent` is no longer this process's parent."""
+    while os.getppid() == parent and not server.should_exit:
+        time.sleep(PARENT_CHECK)
+    if not server.should_exit:
+        logging.getLogger("dashboards.serve").warning("klaswacht run (pid %d) is gone: the dashboard stops", parent)
+        server.should_exit = True
 
 
 if __name__ == "__main__":

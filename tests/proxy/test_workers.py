@@ -5,6 +5,7 @@ metrics address, a worker that dies started again while the others serve, and ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import os
@@ -209,7 +210,8 @@ def test_stop_flushes_the_events_of_both_workers(tmp_path: Path) -> None:
 
 
 def test_workers_stop_on_their_own_when_run_is_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`klaswacht run` killed outright (SIGKILL): its workers notice, flush their events and stop."""
+    """`klaswacht run` killed outright (SIGKILL): its workers notice, flush their events and stop; so does the
+    dashboard."""
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # the metrics folder it cannot remove stays in the test's own
     running = start(tmp_path / "data", "--period", "lesson", workers=2)
     workers = workers_of(running)
@@ -221,9 +223,11 @@ def test_workers_stop_on_their_own_when_run_is_killed(tmp_path: Path, monkeypatc
         running.process.kill()
         running.process.wait(30)
         assert until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers.values()), 20) is not None
+        assert until(lambda: not Path(f"/proc/{dashboard[0]}").exists(), 20) is not None
     finally:
-        for pid in dashboard:  # the dashboard has no such watch: not left behind by this test
-            os.kill(pid, signal.SIGTERM)
+        for pid in dashboard:  # not left behind by this test, whatever happened
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         running.process.communicate(timeout=30)  # the pipes close once the children are gone
     result = subprocess.run([KLASWACHT, "events", "--data-dir", str(tmp_path / "data")], capture_output=True,
                             text=True, timeout=30, check=True)
