@@ -390,17 +390,37 @@ def check_port(kind: str, port: int) -> Check:
                  f"(--{kind}-port)")
 
 
-def check_transparent() -> Iterator[Check]:
+def _sysctl(path: str) -> str | None:
+    """A /proc/sys value; None when the file is not there (IPv6 turned off in the kernel)."""
     try:
-        forward = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()
+        return Path(path).read_text().strip()
+    except FileNotFoundError:
+        return None
     except OSError as e:
-        forward = f"unreadable ({e})"
-    if forward == "1":
+        return f"unreadable ({e})"
+
+
+def forwarding_checks(ipv4: str | None, ipv6: str | None) -> Iterator[Check]:
+    """IPv4 forwarding must be on; IPv6 forwarding too when pupils have IPv6 (PUPIL_NET6 in the ruleset), else
+    their IPv6 connections go nowhere and devices fall back to IPv4 after a delay: a warning, not a failure."""
+    if ipv4 == "1":
         yield Check("ip forwarding", True, "net.ipv4.ip_forward = 1")
     else:
-        yield Check("ip forwarding", False, f"net.ipv4.ip_forward = {forward}: the gateway does not route",
+        yield Check("ip forwarding", False, f"net.ipv4.ip_forward = {ipv4}: the gateway does not route",
                     "run: sysctl -w net.ipv4.ip_forward=1, and keep it: echo net.ipv4.ip_forward=1 > "
                     "/etc/sysctl.d/90-klaswacht.conf")
+    if ipv6 is None or ipv6 == "1":
+        yield Check("ipv6 forwarding", True, "IPv6 is off in this kernel" if ipv6 is None
+                    else "net.ipv6.conf.all.forwarding = 1")
+    else:
+        yield Check("ipv6 forwarding", None, f"net.ipv6.conf.all.forwarding = {ipv6}: pupils' IPv6 is not routed",
+                    "if pupils have IPv6 (PUPIL_NET6): sysctl -w net.ipv6.conf.all.forwarding=1, and keep it in "
+                    "/etc/sysctl.d/90-klaswacht.conf")
+
+
+def check_transparent() -> Iterator[Check]:
+    yield from forwarding_checks(_sysctl("/proc/sys/net/ipv4/ip_forward"),
+                                 _sysctl("/proc/sys/net/ipv6/conf/all/forwarding"))
     if shutil.which("nft"):
         yield Check("nftables", True, "nft present")
     else:

@@ -234,3 +234,19 @@ def test_transparent_mode_checks_forwarding_and_nft(deployment: Path, capsys: py
     forward = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()
     assert ("✓ ip forwarding" if forward == "1" else "✗ ip forwarding") in out
     assert ("✓ nftables" if shutil.which("nft") else "✗ nftables: nft not found") in out
+    forward6 = Path("/proc/sys/net/ipv6/conf/all/forwarding")
+    assert ("✓ ipv6 forwarding" if not forward6.exists() or forward6.read_text().strip() == "1"
+            else "! ipv6 forwarding") in out
+
+
+@pytest.mark.parametrize(("ipv4", "ipv6", "marks"), [
+    ("1", "1", [True, True]),
+    ("1", None, [True, True]),  # IPv6 off in the kernel: nothing to route
+    ("1", "0", [True, None]),  # a warning: an IPv4-only school is fine
+    ("0", "1", [False, True]),
+    ("unreadable (denied)", "0", [False, None]),
+])
+def test_forwarding_is_checked_for_ipv4_and_ipv6(ipv4: str, ipv6: str | None, marks: list[bool | None]) -> None:
+    checks = list(doctor.forwarding_checks(ipv4, ipv6))
+    assert [c.ok for c in checks] == marks
+    assert all(c.fix for c in checks if c.ok is not True)
