@@ -62,9 +62,13 @@ class Outcome:
 
 
 def ut1_categories(policy: Policy) -> list[str]:
-    """The UT1 folders of the host categories the policy closes in any period or never opens."""
+    """The UT1 folders of the host categories the policy closes in any period or never opens, and, with
+    passthrough on, those it decrypts to read uploads (`[filter] inspect`: a file host missing from the list
+    would be passed through unread)."""
     needed = {c for rule in policy.periods.values() for c in rule.closed}
     needed |= {c for c in policy.never_open if c in HOST_CATEGORIES}
+    if policy.passthrough:
+        needed |= policy.inspect
     return sorted(name for name, category in UT1_NAMES.items() if category in needed)
 
 
@@ -366,8 +370,8 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser], defaul
     u.add_argument("--source", default=DEFAULT_SOURCE, metavar="URL",
                    help="where <category>.tar.gz is fetched from (default: %(default)s)")
     u.add_argument("--policy", default=str(DEFAULT_POLICY),
-                   help="the policy whose closed and never_open host categories are fetched "
-                        "(default: the shipped primary-school policy)")
+                   help="the policy whose closed and never_open host categories (and, with passthrough, "
+                        "inspect ones) are fetched (default: the shipped primary-school policy)")
     u.add_argument("--categories", nargs="+", metavar="C",
                    help="fetch these instead: UT1 folders (social_networks) or klaswacht categories (social)")
     u.add_argument("--timeout", type=float, default=60.0, help="seconds per network wait (default: %(default)s)")

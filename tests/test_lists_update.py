@@ -224,7 +224,9 @@ def test_reviewed_removals_are_left_out(into: Path, source: Source) -> None:
 def test_the_policy_decides_the_categories() -> None:
     primary = listsupdate.ut1_categories(parse_policy(DEFAULT_POLICY.read_text(encoding="utf-8"), "primary"))
     assert primary == sorted(["adult", "gambling", "chat", "social_networks", "dating", "webmail", "vpn",
-                              "redirector", "strict_redirector", "doh"])
+                              "redirector", "strict_redirector", "doh", "filehosting"])  # filehosting: inspected
+    unread = DEFAULT_POLICY.read_text(encoding="utf-8").replace("passthrough = true", "passthrough = false")
+    assert listsupdate.ut1_categories(parse_policy(unread, "primary")) == [c for c in primary if c != "filehosting"]
     assert listsupdate.expand_categories(["social", "adult"]) == ["adult", "dating", "social_networks"]
     with pytest.raises(listsupdate.UpdateError, match="unknown category 'games'"):
         listsupdate.expand_categories(["games"])
