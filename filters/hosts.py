@@ -12,6 +12,8 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import idna
+
 from filters.terms import ListError
 
 ALLOW = "allow"
@@ -42,14 +44,28 @@ _NUMERIC = re.compile(r"(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}")
 
 
 def clean_host(host: str) -> str:
-    """Lower-case host without port, trailing dot or brackets, an IP address in its one usual form; '' when it is
-    not a host name."""
+    """Lower-case host without port, trailing dot or brackets, an IP address in its one usual form, a name in
+    Unicode in its punycode form; '' when it is not a host name."""
     host = host.strip().lower().rstrip(".")
     if host.startswith("["):
         return canonical_address(host[1:host.find("]")]) if "]" in host else ""
     if host.count(":") == 1:
         host = host.split(":", 1)[0]
+    if not host.isascii():
+        try:
+            return wire_name(host)
+        except ValueError:
+            return host  # no such name on the wire: it matches no entry either way
     return canonical_address(host)
+
+
+def wire_name(name: str) -> str:
+    """A host name in Unicode as browsers send it: IDNA's punycode (UTS #46, non-transitional, so `straße.de` is
+    `xn--strae-oqa.de`, not `strasse.de`); ValueError when it has no such form."""
+    try:
+        return idna.encode(name, uts46=True, transitional=False).decode("ascii")
+    except UnicodeError as e:  # idna.IDNAError is one
+        raise ValueError(str(e)) from e
 
 
 def canonical_address(host: str) -> str:
@@ -80,6 +96,11 @@ def parse_domain(text: str, source: str, line: int) -> str | None:
     if body.startswith("*."):
         body = body[2:]
     body = body.lstrip(".")
+    if not body.isascii():  # a list written in Unicode matches the punycode names on the wire
+        try:
+            body = wire_name(body)
+        except ValueError as e:
+            raise ListError(source, line, f"{body!r} is not a domain name ({e})") from e
     try:
         return str(ipaddress.ip_address(body))
     except ValueError:

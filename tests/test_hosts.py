@@ -30,6 +30,10 @@ from filters.terms import ListError
     ("1.2.3.4.5", "1.2.3.4.5"),  # not an address
     ("99999999999", "99999999999"),  # too large for one
     ("fe80::1::2", "fe80::1::2"),
+    # A name in Unicode (typed into `explain`, or raw in a Host header): the punycode browsers send.
+    ("BÜCHER.example:443", "xn--bcher-kva.example"),
+    ("straße.de", "xn--strae-oqa.de"),  # UTS #46 non-transitional, as browsers: not strasse.de
+    ("☃.example", "☃.example"),  # no punycode form: kept, and matches nothing
 ])
 def test_clean_host(host: str, expected: str) -> None:
     """Ports, trailing dots, brackets and capitals are taken off a host before lookup."""
@@ -44,6 +48,8 @@ def test_clean_host(host: str, expected: str) -> None:
     ("tiktok.com # commentaar", "tiktok.com"),
     ("my_host.example", "my_host.example"),  # UT1 lists hold underscores
     ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+    ("bücher.example", "xn--bcher-kva.example"),  # as browsers send it
+    ("*.Straße.de", "xn--strae-oqa.de"),
     ("192.0.2.7", "192.0.2.7"),
     ("2001:db8::1", "2001:db8::1"),
     ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),  # as lookups write it
@@ -62,6 +68,8 @@ def test_parse_domain_reads_ut1_lines(line: str, expected: str | None) -> None:
     "tik tok.com",
     "tiktok..com",
     "tiktok.com!",
+    "☃.example",  # no IDNA form
+    "-bücher.example",
     "a" * 64 + ".com",
     ".".join(["abcdefghij"] * 24),  # longer than 253
 ])
@@ -93,11 +101,13 @@ def test_parse_domain_refuses_what_is_not_a_domain(line: str) -> None:
     ("", None),
     ("[broken", None),
     ("wikipedia.org", None),
+    ("xn--bcher-kva.example", "social"),  # listed in Unicode, asked in punycode
+    ("www.bücher.example", "social"),
 ])
 def test_lookup_by_most_specific_suffix(host: str, expected: str | None) -> None:
     """A host takes the category of its most specific listed suffix, the allow list first."""
     lists, errors = build_hostlists([
-        ("social.txt", "social", "tiktok.com\n"),
+        ("social.txt", "social", "tiktok.com\nbücher.example\n"),
         ("chat.txt", "chat", "discord.com\nweb.whatsapp.com\n"),
         ("webmail.txt", "webmail", "mail.google.com\n"),
         ("vpn.txt", "vpn", "2001:db8::1\n"),
