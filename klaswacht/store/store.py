@@ -720,7 +720,10 @@ class Store(StaffViews):
     # --- privacy: right of access, right to be forgotten, retention
 
     async def export_pupil(self, actor: str, pupil: str) -> dict[str, Any]:
-        """Everything stored about one pupil (number or pseudonymous id), for the right of access."""
+        """Everything stored about one pupil (number or pseudonymous id), for the right of access.
+
+        `device_events` and `device_alerts` are those recorded under the id of one of the pupil's devices, before
+        the roster named the pupil for it: they may include whoever used that address before."""
         school = self._own_school()
         pid = self.pseudonyms.resolve(pupil, school)
         key = (pid, school)
@@ -730,15 +733,23 @@ class Store(StaffViews):
                                        key)
             events = [_event_out(r) for r in await tx.fetchall(
                 f"SELECT {_EVENT_COLUMNS} FROM events WHERE client = ? AND school = ? ORDER BY time, id", key)]
+            devices = [r["address"] for r in await tx.fetchall(
+                "SELECT address FROM devices WHERE pupil = ? AND school = ? ORDER BY address", key)]
+            earlier, params = self._device_ids(devices, school)
             return {
                 "id": pid,
                 "school": school,
                 "pupil": roster[0] if roster else None,
-                "devices": [r["address"] for r in await tx.fetchall(
-                    "SELECT address FROM devices WHERE pupil = ? AND school = ? ORDER BY address", key)],
+                "devices": devices,
                 "events": events,
                 "alerts": await tx.fetchall("SELECT id, time, severity, state, note, changed_by, changed_at "
                                             "FROM alerts WHERE client = ? AND school = ? ORDER BY time, id", key),
+                "device_events": [_event_out(r) for r in await tx.fetchall(
+                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE client IN ({earlier}) AND school = ? "
+                    "ORDER BY time, id", params)] if devices else [],
+                "device_alerts": await tx.fetchall(
+                    "SELECT id, client, time, severity, state, note, changed_by, changed_at FROM alerts "
+                    f"WHERE client IN ({earlier}) AND school = ? ORDER BY time, id", params) if devices else [],
                 "bans": await tx.fetchall("SELECT id, starts, until, reason, actor FROM bans "
                                           "WHERE pupil = ? AND school = ? ORDER BY starts, id", key),
                 "audit": [{**r, "detail": json.loads(r["detail"] or "{}")} for r in await tx.fetchall(
@@ -750,17 +761,30 @@ class Store(StaffViews):
         # Read inside the write transaction: the export and its audit row are one consistent moment.
         return await self._staff_write(actor, "export", pid, {}, work)
 
+    def _device_ids(self, addresses: list[str], school: str) -> tuple[str, tuple[str, ...]]:
+        """SQL placeholders for the ids events got from these devices before a roster named them, and the
+        parameters (the ids, then the school)."""
+        ids = tuple(self.pseudonyms.device(address, school) for address in addresses)
+        return ", ".join("?" * len(ids)), (*ids, school)
+
     async def forget_pupil(self, actor: str, pupil: str) -> dict[str, int]:
-        """Remove a pupil's events, alerts, bans, roster row and devices; the audit keeps only that it happened."""
+        """Remove a pupil's events, alerts, bans, roster row and devices, and the events and alerts recorded under
+        the ids of those devices before the roster named them; the audit keeps only that it happened."""
         school = self._own_school()
         pid = self.pseudonyms.resolve(pupil, school)
         removed: dict[str, int] = {}
 
         async def work(tx: Transaction) -> dict[str, int]:
+            devices = [r["address"] for r in await tx.fetchall(
+                "SELECT address FROM devices WHERE pupil = ? AND school = ?", (pid, school))]
+            earlier, params = self._device_ids(devices, school)
             for table, column in (("alerts", "client"), ("events", "client"), ("bans", "pupil"),
                                   ("devices", "pupil"), ("pupils", "id")):
                 removed[table] = await tx.execute(f"DELETE FROM {table} WHERE {column} = ? AND school = ?",
                                                   (pid, school))
+            for table in ("alerts", "events"):
+                removed[f"device_{table}"] = await tx.execute(
+                    f"DELETE FROM {table} WHERE client IN ({earlier}) AND school = ?", params) if devices else 0
             return removed
 
         # `removed` is filled by `work` before the audit row is written: the row keeps counts, no name.

@@ -66,7 +66,8 @@ def test_export_gives_everything_about_one_pupil_and_forget_removes_it(data_dir:
             json.dumps(exported)  # serialisable as is
 
             removed = await store.forget_pupil("directeur", anna)
-            assert removed == {"alerts": 1, "events": 1, "bans": 1, "devices": 1, "pupils": 1}
+            assert removed == {"alerts": 1, "events": 1, "bans": 1, "devices": 1, "pupils": 1, "device_alerts": 0,
+                               "device_events": 0}
             after = await store.export_pupil("directeur", anna)
             assert (after["pupil"], after["events"], after["alerts"], after["bans"], after["devices"]) == (
                 None, [], [], [], [])
@@ -77,6 +78,28 @@ def test_export_gives_everything_about_one_pupil_and_forget_removes_it(data_dir:
     assert sorted(a[1] for a in audit) == ["ban", "export", "export", "forget", "roster-import"]
     assert "Anna" not in repr(audit) and "pestte" not in repr(audit)
     assert count_rows(data_dir, "pupils") == 1
+
+
+def test_export_and_forget_cover_what_a_device_did_before_the_roster_named_its_pupil(data_dir: Path) -> None:
+    """Events recorded under a device's own id (no roster row yet) are the pupil's once the roster names the
+    device: export lists them apart (they may include an earlier user of the address); forget removes them."""
+
+    async def main() -> None:
+        async with make_store(data_dir) as store:
+            before, other = store.pseudonyms.device("10.0.7.11"), store.pseudonyms.device("10.0.7.12")
+            store.record(event(1, client=before, severity="high"))
+            store.record(event(2, client=other))
+            assert await store.flush()
+            await store.import_roster("admin", [RosterRow("1001", "Anna de Vries", "groep 7", ("10.0.7.11",))])
+            exported = await store.export_pupil("directeur", "1001")
+            assert exported["events"] == [] and exported["alerts"] == []
+            assert [e["terms"] for e in exported["device_events"]] == [["term1"]]
+            assert [a["client"] for a in exported["device_alerts"]] == [before]
+            removed = await store.forget_pupil("directeur", "1001")
+            assert (removed["device_events"], removed["device_alerts"], removed["devices"]) == (1, 1, 1)
+            assert [e["client"] async for e in store.events()] == [other]  # another device's stay
+
+    asyncio.run(main())
 
 
 def test_purge_removes_what_is_older_than_the_retention(data_dir: Path) -> None:
