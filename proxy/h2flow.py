@@ -20,7 +20,8 @@ at most 100 streams (hyper-h2's limit) × STREAM_WINDOW: 25 MiB for a device tha
 
 Data that is not passed on at once because mitmproxy itself holds it is acknowledged as it arrives, as before:
 a request body that a rule reads whole (up to 1 MB, `stream_large_bodies`), and the data a stream receives
-while its server connection is being opened.
+while its server connection is being opened (bounded by the time that takes). Holding those back would need an
+event when mitmproxy lets go of them, and there is none: a device that has used up its window sends nothing more.
 """
 
 from __future__ import annotations
@@ -107,23 +108,19 @@ class Bounded:
         """Bytes of the HTTP layer's `stream` that this side has not sent yet."""
         raise NotImplementedError
 
-    def settle(self, local: int, peer: Bounded | None, stream: int | None, hold: bool = False) -> None:
+    def settle(self, local: int, peer: Bounded | None, stream: int | None) -> None:
         """Acknowledge what this side received on `local` as far as the other side (`peer`, its `stream`) sent it on.
 
-        With no HTTP/2 on the other side, everything: HTTP/1.1 has TCP back-pressure. With no other side yet,
-        everything too (what mitmproxy holds itself it bounds itself), unless `hold`: data that will be passed
-        on once the other side is there."""
+        With no HTTP/2 on the other side, or none yet, everything: HTTP/1.1 has TCP back-pressure, and what
+        mitmproxy holds itself (a body a rule reads, data while the server connection opens) it bounds itself.
+        Holding it here would wait for an event that may never come."""
         held = self.acks.held.get(local)
         if not held:
             return
-        if peer is None or stream is None:
-            if not hold:
-                self.acks.release(local, held)
-            return
-        waiting = peer.pending(stream)
+        waiting = peer.pending(stream) if peer is not None and stream is not None else 0
         if held > waiting:
             self.acks.release(local, held - waiting)
-        if waiting:
+        if waiting and peer is not None and stream is not None:
             peer.waiting[stream] = (self.conn, waiting)
 
     def released_ended(self) -> None:
@@ -158,22 +155,19 @@ class BoundedHttp2Server(Bounded, Http2Server):
         self.acks = self.h2_conn = HeldAcks(self.h2_conf)
         self.waiting = {}
 
-    def server_side(self, stream: int) -> tuple[BoundedHttp2Client | None, bool]:
-        """The server's HTTP/2 layer for the HTTP layer's `stream`, if any; and whether the stream's request body
-        is streamed (mitmproxy passes it on once it has its server connection)."""
+    def server_side(self, stream: int) -> BoundedHttp2Client | None:
+        """The server's HTTP/2 layer for the HTTP layer's `stream`, once it has its server connection."""
         http = self.http_layer()
         handler = http.streams.get(stream) if http is not None else None
         if http is None or not isinstance(handler, HttpStream):
-            return None, False
-        streaming = bool(getattr(handler, "flow", None) and handler.flow.request.stream)
+            return None
         top = http.connections.get(handler.context.server)
         # The server's layers share one context; its HTTP/2 layer is the innermost (as mitmproxy finds it).
         innermost = top.context.layers[-1] if top is not None else None
-        return (innermost if isinstance(innermost, BoundedHttp2Client) else None), streaming and top is None
+        return innermost if isinstance(innermost, BoundedHttp2Client) else None
 
     def settle_upload(self, stream: int) -> None:
-        peer, hold = self.server_side(stream)
-        self.settle(stream, peer, stream, hold)
+        self.settle(stream, self.server_side(stream), stream)
 
     def pending(self, stream: int) -> int:
         return self.acks.buffered(stream)
@@ -233,13 +227,7 @@ class BoundedHttp2Client(Bounded, Http2Client):
                 if data:
                     yield SendData(self.conn, data)
             return
-        upload = event.stream_id if isinstance(event, RequestData) else None  # mitmproxy maps it to ours in place
         yield from super()._handle_event(event)
-        if upload is not None and upload not in self.waiting:
-            device = self.device_side()
-            if device is not None and device.acks.held.get(upload):
-                # The device's side held this data while the server connection was being opened.
-                yield SendHttp(Drained(upload), self.context.client)
         if self.waiting:
             yield from self.nudge()
         if self.acks.held:

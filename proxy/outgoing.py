@@ -9,7 +9,8 @@ bounded:
 - `request`: a body the proxy holds whole (mitmproxy buffers bodies up to `stream_large_bodies`, 1 MB)
   is read for multipart file parts, magic bytes, personal information and threats; a block is the
   403 block page, answered before the server connection is made (connection_strategy lazy).
-- a streamed body (larger than 1 MB, or chunked) of a type that may carry a file: a stream filter
+- a streamed body (larger than 1 MB, or of no known length: chunked, or HTTP/2 without content-length) of a
+  type that may carry a file: a stream filter
   holds back at most the first SNIFF_HEAD bytes, and sniffs them. Nothing of an upload leaves: from
   then on the body is replaced by zero bytes of the same length (chunked: cut off), so the framing
   the host was promised stays correct, and the host's answer is replaced by the block page. The host
@@ -56,7 +57,7 @@ def _blocked(verdict: Verdict) -> http.Response:
 
 class _HeadSniffer:
     """A stream filter: holds back the first bytes of a body, asks `judge` about them once, then either
-    lets the body through unchanged or replaces it with zeros (cut off when chunked).
+    lets the body through unchanged or replaces it with zeros (cut off when `chunked`: no length was promised).
 
     It answers with a list of chunks, empty while it holds back: mitmproxy writes an empty chunk `b""` to an
     HTTP/1.1 server as `0\r\n\r\n`, the end of a chunked body, so the server saw the body end at once (and
@@ -125,9 +126,12 @@ class OutgoingContent:
             kind = upload_from_headers(content_type, announced)
             if kind is not None and self._act(flow, identity, context, Outgoing(flow.request.pretty_host, kind)):
                 return
-            chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
-            if (flow.request.stream or chunked) and carries_files(content_type):
-                flow.request.stream = _HeadSniffer(lambda head: self._judge_head(flow, head), chunked)
+            # No length known (chunked HTTP/1.1, HTTP/2 without content-length): mitmproxy would hold the body up
+            # to stream_large_bodies and then stream the rest on, past this hook and unread; so it is sniffed from
+            # the start, as one with a length over the limit is.
+            unknown = "chunked" in headers.get("Transfer-Encoding", "").lower() or "content-length" not in headers
+            if (flow.request.stream or unknown) and carries_files(content_type):
+                flow.request.stream = _HeadSniffer(lambda head: self._judge_head(flow, head), unknown)
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or flow.request.stream:
