@@ -159,10 +159,12 @@ class Device:
         if out:
             self.sock.sendall(out)
 
-    def request(self, method: str, path: str, *, end: bool = True, content_type: str = "text/plain") -> int:
+    def request(self, method: str, path: str, *, end: bool = True, content_type: str = "text/plain",
+                length: int | None = None) -> int:
         stream_id = self.conn.get_next_available_stream_id()
-        self.conn.send_headers(stream_id, [(":method", method), (":scheme", "https"), (":path", path),
-                                           (":authority", "localhost"), ("content-type", content_type)],
+        headers = [(":method", method), (":scheme", "https"), (":path", path), (":authority", "localhost"),
+                   ("content-type", content_type)]
+        self.conn.send_headers(stream_id, headers + ([("content-length", str(length))] if length is not None else []),
                                end_stream=end)
         self.flush()
         self.bodies[stream_id] = bytearray()
@@ -345,3 +347,44 @@ def test_an_upload_over_http2_larger_than_what_is_held_is_sniffed(
             assert "versturen doen we niet op school" in device.bodies[stream].decode("utf-8", "replace")
     finally:
         device.close()
+
+
+def test_a_large_upload_from_an_http2_device_reaches_an_http1_server_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP/2 towards the device, HTTP/1.1 towards the server: an upload of 4 MB (with its length, as browsers
+    send one) is streamed past mitmproxy's 1 MB and arrives whole; nothing waits for an acknowledgement that never
+    comes (the device's window is 256 KiB, and it starts sending while the server connection opens)."""
+    digests: list[str] = []
+
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:
+            data = self.rfile.read(int(self.headers["Content-Length"]))
+            digests.append(hashlib.sha256(data).hexdigest())
+            self.answer(str(len(data)).encode())
+
+    upload = body_bytes(4_000_000)
+    policy = tmp_path / "policy.toml"
+    text = (ROOT / "policies" / "primary.toml").read_text(encoding="utf-8")
+    policy.write_text(text.replace("passthrough = true", "passthrough = false"), encoding="utf-8")
+    (tmp_path / "origin-h1").mkdir()
+    with serving(Handler, tmp_path / "origin-h1") as (port, ca):
+        monkeypatch.setenv("KLASWACHT_UPSTREAM_CA", str(ca))
+        for running in stopped_after(start(tmp_path / "data", "--policy", str(policy), "--period", "lesson", *OWN)):
+            device = Device(running, port)
+            try:
+                stream = device.request("POST", "/upload", end=False, length=len(upload))
+                offset, deadline = 0, time.monotonic() + 60
+                while stream not in device.ended and stream not in device.reset and time.monotonic() < deadline:
+                    while offset < len(upload):
+                        size = min(device.conn.local_flow_control_window(stream), CHUNK, len(upload) - offset)
+                        if size <= 0:
+                            break
+                        offset += size
+                        device.conn.send_data(stream, upload[offset - size:offset], end_stream=offset == len(upload))
+                    device.flush()
+                    device.pump(acknowledge=True)
+                assert offset == len(upload), (offset, device.status, bytes(device.bodies[stream][:300]))
+                assert device.status.get(stream) == b"200" and bytes(device.bodies[stream]) == str(len(upload)).encode()
+                assert digests == [hashlib.sha256(upload).hexdigest()]
+            finally:
+                device.close()
