@@ -94,6 +94,35 @@ def test_stores_opening_a_new_database_together_migrate_it_once(data_dir: Path) 
         (m.version,) for m in MIGRATIONS]
 
 
+def test_a_new_database_held_by_another_process_past_the_busy_timeout_is_waited_for(tmp_path: Path) -> None:
+    """SQLite: a new database that another process holds (here: exclusively, for a second, before it is in WAL
+    mode) delays a store's switch to WAL; it does not fail its start (seen on a busy machine: workers opening a
+    new database together)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    holder = sqlite3.connect(data / "klaswacht.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("CREATE TABLE early (x INTEGER)")
+    release = threading.Timer(1.0, holder.rollback)
+    release.start()
+
+    async def main() -> None:
+        store = make_store(data)
+        try:
+            await store.open(background=False)
+        finally:
+            await store.close()
+
+    started = time.monotonic()
+    try:
+        asyncio.run(main())
+    finally:
+        release.join()
+        holder.close()
+    assert time.monotonic() - started > 0.9  # it did wait for the database
+    assert query(data, "PRAGMA journal_mode") == [("wal",)]
+
+
 def test_a_migration_waits_for_a_schema_lock_held_past_the_busy_timeout(tmp_path: Path) -> None:
     """SQLite: another process holding the write lock for a second (past the 0.3 s busy timeout, as a worker
     migrating on a busy machine does) delays a store's first migration; it does not fail it."""
