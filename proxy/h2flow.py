@@ -11,9 +11,12 @@ So the workers run mitmproxy's HTTP/2 layers with two changes, on both sides of 
   as the other side has sent it on. A paused stream holds at most STREAM_WINDOW in the proxy; the server waits,
   as it would for the device itself. When the device opens its window again, the side that sends tells the side
   that receives (a `Drained` event, routed by mitmproxy's HTTP layer like any other), which acknowledges.
-- Where the other side has no window to hold back (an HTTP/1.1 server behind a device that speaks HTTP/2), a
-  stream with more than STREAM_CAP bytes waiting to be sent is reset, as if the device had cancelled it: a media
-  player asks again for the part it needs.
+- Where the other side has no window to hold back (an HTTP/1.1 server behind a device that speaks HTTP/2, or the
+  other way round), that side's socket is not read while more than STREAM_WINDOW of its stream waits here
+  (`hold_back`): TCP holds it back, whether this side's peer has paused or just reads slower than it sends.
+  mitmproxy's own back-pressure (it waits for its writes) ends where the device's window does. Should that fail
+  (no transport found), a stream with more than STREAM_CAP bytes waiting is reset, as if the device had cancelled
+  it.
 
 The connection window stays open: a paused stream never stalls the others on its connection. A connection holds
 at most 100 streams (hyper-h2's limit) × STREAM_WINDOW: 25 MiB for a device that pauses a hundred videos at once.
@@ -26,6 +29,7 @@ event when mitmproxy lets go of them, and there is none: a device that has used 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,7 +37,7 @@ import h2.config
 import h2.errors
 import h2.events
 import mitmproxy.proxy.layers.http as http_layers
-from mitmproxy.connection import Connection
+from mitmproxy.connection import Client, Connection
 from mitmproxy.proxy import layer
 from mitmproxy.proxy.commands import SendData
 from mitmproxy.proxy.context import Context
@@ -47,6 +51,7 @@ from mitmproxy.proxy.layers.http._events import (
     ResponseData,
     ResponseProtocolError,
 )
+from mitmproxy.proxy.layers.http._http1 import Http1Client, Http1Server
 from mitmproxy.proxy.layers.http._http2 import Http2Client, Http2Server, StreamState
 from mitmproxy.proxy.layers.http._http_h2 import BufferedH2Connection
 
@@ -100,6 +105,9 @@ class Bounded:
     streams: dict[int, StreamState]
     waiting: dict[int, tuple[Connection, int]]
     """Streams the other side holds acknowledgements for: its connection, and what was pending here then."""
+    unread: dict[int, asyncio.Transport]
+    """This side's streams whose other side speaks HTTP/1.1 and is not read while this side is behind (TCP
+    back-pressure): the socket of that side."""
 
     def http_layer(self) -> HttpLayer | None:
         return next((each for each in reversed(self.context.layers) if isinstance(each, HttpLayer)), None)
@@ -135,6 +143,13 @@ class Bounded:
                 del self.waiting[stream]
                 yield SendHttp(Drained(stream), conn)
 
+    def let_go(self, everything: bool = False) -> None:
+        """Read the other side's HTTP/1.1 socket again for the streams this side has caught up on (or that ended)."""
+        for local, transport in list(self.unread.items()):
+            if everything or self.acks.buffered(local) <= STREAM_WINDOW // 2:
+                del self.unread[local]
+                transport.resume_reading()
+
     def capped(self, local: int, error: type[RequestProtocolError | ResponseProtocolError]
                ) -> layer.CommandGenerator[None]:
         """Reset the stream `local` (this side's id) when more than STREAM_CAP bytes wait to be sent on it."""
@@ -147,6 +162,20 @@ class Bounded:
             yield ReceiveHttp(error(local, message, code=ErrorCode.CANCEL))
 
 
+def _transport(conn: Connection) -> asyncio.Transport | None:
+    """The running loop's transport of the TCP connection `conn`, if it has one: by its two addresses, a device's
+    by its own only (in transparent mode mitmproxy's `sockname` of a device is the original destination)."""
+    transports = getattr(asyncio.get_running_loop(), "_transports", None)  # asyncio's selector loops keep them
+    if transports is None or not conn.peername:
+        return None
+    sockname = None if isinstance(conn, Client) else conn.sockname
+    for transport in list(transports.values()):
+        if (isinstance(transport, asyncio.Transport) and transport.get_extra_info("peername") == conn.peername
+                and (sockname is None or transport.get_extra_info("sockname") == sockname)):
+            return transport
+    return None
+
+
 class BoundedHttp2Server(Bounded, Http2Server):
     """The device's side. Its stream ids are the HTTP layer's."""
 
@@ -154,6 +183,31 @@ class BoundedHttp2Server(Bounded, Http2Server):
         super().__init__(context)
         self.acks = self.h2_conn = HeldAcks(self.h2_conf)
         self.waiting = {}
+        self.unread = {}
+
+    def hold_back(self, stream: int) -> None:
+        """Stop reading the HTTP/1.1 server of `stream` while more than STREAM_WINDOW of it waits for the device:
+        TCP holds the server back, as for an HTTP/1.1 device. (mitmproxy's own back-pressure, waiting for its
+        writes, ends where the device's window does: the rest waits in the HTTP/2 send buffer.)"""
+        if self.acks.buffered(stream) <= STREAM_WINDOW:
+            return
+        transport = self.unread.get(stream)
+        if transport is None:
+            peer = self.server_side(stream)
+            http = self.http_layer()
+            handler = http.streams.get(stream) if http is not None else None
+            top = http.connections.get(handler.context.server) if http is not None and handler is not None else None
+            if peer is not None or top is None or not isinstance(top.context.layers[-1], Http1Client):
+                return
+            transport = _transport(top.context.server)
+            if transport is None:
+                return  # STREAM_CAP still bounds it
+            self.unread[stream] = transport
+        transport.pause_reading()  # again each time: asyncio's stream reader may have resumed it meanwhile
+
+    def close_connection(self, msg: str) -> layer.CommandGenerator[None]:
+        self.let_go(everything=True)
+        yield from super().close_connection(msg)
 
     def server_side(self, stream: int) -> BoundedHttp2Client | None:
         """The server's HTTP/2 layer for the HTTP layer's `stream`, once it has its server connection."""
@@ -181,9 +235,12 @@ class BoundedHttp2Server(Bounded, Http2Server):
             return
         yield from super()._handle_event(event)
         if isinstance(event, ResponseData):
+            self.hold_back(event.stream_id)
             yield from self.capped(event.stream_id, self.ReceiveProtocolError)
         if self.waiting:
             yield from self.nudge()
+        if self.unread:
+            self.let_go()
         if self.acks.held:
             self.released_ended()
 
@@ -203,7 +260,29 @@ class BoundedHttp2Client(Bounded, Http2Client):
         self.h2_conn.local_settings.enable_push = 0  # as Http2Client sets it on the connection it made
         self.h2_conn.local_settings.acknowledge()
         self.waiting = {}
+        self.unread = {}
         self._device_side: BoundedHttp2Server | bool | None = False
+
+    def hold_back(self, ours: int) -> None:
+        """Stop reading an HTTP/1.1 device while more than STREAM_WINDOW of its upload on `ours` waits for the
+        server (TCP back-pressure; an HTTP/1.1 device sends one request at a time)."""
+        if self.acks.buffered(ours) <= STREAM_WINDOW:
+            return
+        transport = self.unread.get(ours)
+        if transport is None:
+            http = self.http_layer()
+            device = http.connections.get(self.context.client) if http is not None else None
+            if not isinstance(device, Http1Server):
+                return  # an HTTP/2 device: its window holds it back
+            transport = _transport(self.context.client)
+            if transport is None:
+                return  # STREAM_CAP still bounds it
+            self.unread[ours] = transport
+        transport.pause_reading()  # again each time: asyncio's stream reader may have resumed it meanwhile
+
+    def close_connection(self, msg: str) -> layer.CommandGenerator[None]:
+        self.let_go(everything=True)
+        yield from super().close_connection(msg)
 
     def device_side(self) -> BoundedHttp2Server | None:
         if self._device_side is False:
@@ -230,6 +309,8 @@ class BoundedHttp2Client(Bounded, Http2Client):
         yield from super()._handle_event(event)
         if self.waiting:
             yield from self.nudge()
+        if self.unread:
+            self.let_go()
         if self.acks.held:
             self.released_ended()
 
@@ -237,6 +318,7 @@ class BoundedHttp2Client(Bounded, Http2Client):
         yield from super()._handle_event2(event)
         if isinstance(event, RequestData):
             # Ours: mitmproxy maps the stream id of what this yields to theirs.
+            self.hold_back(event.stream_id)
             yield from self.capped(event.stream_id, self.ReceiveProtocolError)
 
     def handle_h2_event(self, event: h2.events.Event) -> layer.CommandGenerator[bool]:

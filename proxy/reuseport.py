@@ -51,7 +51,8 @@ class ReusePortLoop(asyncio.SelectorEventLoop):
         reason = refusal(port) if is_loopback(host) else None
         if reason is None:
             await super().sock_connect(sock, address)
-            # Linux reaches one of its own addresses from that same address: nothing has been sent yet.
-            reason = refusal(port) if sock.getsockname()[0] == host else None
+            # Linux reaches one of its own addresses from that same address: nothing has been sent yet. Both as the
+            # kernel writes them: `host` is as the pupil wrote it (::ffff:c000:202 is 192.0.2.2, FD00::2 is fd00::2).
+            reason = refusal(port) if sock.getsockname()[0] == sock.getpeername()[0] else None
         if reason is not None:
             raise ConnectionRefusedError(errno.ECONNREFUSED, f"{reason} ({host} port {port})")

@@ -160,6 +160,17 @@ def start(tmp: Path, *extra: str, workers: int | None = 1) -> Running:
     return Running(process, lines, tmp)
 
 
+def decrypting_everything(tmp: Path) -> list[str]:
+    """Arguments of `start` for the shipped primary policy with passthrough off, in a lesson: the proxy itself
+    makes the TLS connection to every server (a host passed through is the device's own TLS: no CA of the
+    proxy's). The policy is written to `tmp`."""
+    policy = tmp / "policy.toml"
+    text = (ROOT / "policies" / "primary.toml").read_text(encoding="utf-8")
+    assert "passthrough = true" in text
+    policy.write_text(text.replace("passthrough = true", "passthrough = false"), encoding="utf-8")
+    return ["--policy", str(policy), "--period", "lesson"]
+
+
 def stopped_after(running: Running) -> Iterator[Running]:
     """For a fixture to `yield from`: the run, stopped afterwards unless it has ended already."""
     yield running

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import socket
 import ssl
 import threading
@@ -22,16 +23,16 @@ import h2.config
 import h2.connection
 import h2.events
 import pytest
-from proxy_helpers import OWN, QuietHandler, Running, serving, start, stopped_after
+from proxy_helpers import OWN, QuietHandler, Running, decrypting_everything, serving, start, stopped_after
 
 from bench.services import make_certificates
 from proxy.h2flow import STREAM_WINDOW
 
-ROOT = Path(__file__).resolve().parents[2]
 BIG = 64 * 1024 * 1024
 UPLOAD = 64 * 1024 * 1024
 H2_DEFAULT_WINDOW = 65_535
 CHUNK = 16_384
+BROWSER_CONNECTION_WINDOW = 15 * 1024 * 1024
 
 
 def body_bytes(size: int) -> bytes:
@@ -44,7 +45,8 @@ def body_bytes(size: int) -> bytes:
 class Origin:
     """An HTTP/2 server over TLS: `/big` sends BIG bytes as fast as its window allows, `/sink` reads an upload
     without ever acknowledging it (its window stays at the default 64 KiB), `/small` answers a few bytes,
-    `/upload` keeps what it is sent and answers "stored" at its end."""
+    `/upload` keeps what it is sent and answers "stored" at its end, `/slow` reads an upload slowly and answers the
+    number of bytes it got."""
 
     port: int = 0
     ca: Path = Path()
@@ -69,7 +71,10 @@ class Origin:
             conn.initiate_connection()
             sending: dict[int, bytes] = {}
             uploads: set[int] = set()
+            slow: dict[int, int] = {}  # stream: bytes received
             while not self.stop.is_set():
+                if slow:
+                    time.sleep(0.005)  # slower than a device on loopback
                 try:
                     data = sock.recv(65536)
                 except TimeoutError:
@@ -86,11 +91,19 @@ class Origin:
                             sending[event.stream_id] = body_bytes(BIG) if path == b"/big" else b"small"
                         elif path == b"/upload":
                             uploads.add(event.stream_id)
+                        elif path == b"/slow":
+                            slow[event.stream_id] = 0
+                    elif isinstance(event, h2.events.DataReceived) and event.stream_id in slow:
+                        slow[event.stream_id] += len(event.data)
+                        conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                     elif isinstance(event, h2.events.DataReceived) and event.stream_id in uploads:
                         self.uploaded += event.data
                         conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                     elif isinstance(event, h2.events.DataReceived):
                         self.received += len(event.data)  # and never acknowledged
+                    elif isinstance(event, h2.events.StreamEnded) and event.stream_id in slow:
+                        conn.send_headers(event.stream_id, [(":status", "200")])
+                        sending[event.stream_id] = str(slow.pop(event.stream_id)).encode()
                     elif isinstance(event, h2.events.StreamEnded) and event.stream_id in uploads:
                         conn.send_headers(event.stream_id, [(":status", "200")])
                         sending[event.stream_id] = b"stored"
@@ -217,11 +230,8 @@ def settled(value: Callable[[], int], step: Callable[[], None], seconds: float =
 @pytest.fixture
 def decrypting(tmp_path: Path, h2_origin: Origin, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
     """`klaswacht run` with the primary policy, decrypting every host, trusting the origin's private CA."""
-    policy = tmp_path / "policy.toml"
-    text = (ROOT / "policies" / "primary.toml").read_text(encoding="utf-8")
-    policy.write_text(text.replace("passthrough = true", "passthrough = false"), encoding="utf-8")
     monkeypatch.setenv("KLASWACHT_UPSTREAM_CA", str(h2_origin.ca))
-    yield from stopped_after(start(tmp_path / "data", "--policy", str(policy), "--period", "lesson", *OWN))
+    yield from stopped_after(start(tmp_path / "data", *decrypting_everything(tmp_path), *OWN))
 
 
 def test_a_stream_the_device_stops_reading_holds_at_most_one_window_in_the_proxy(
@@ -273,43 +283,84 @@ def test_an_upload_the_server_stops_reading_holds_at_most_one_window_in_the_prox
         device.close()
 
 
-def test_a_stream_from_a_server_without_http2_is_reset_when_the_device_stops_reading(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An HTTP/1.1 server has no window to hold back: past STREAM_CAP the stream is cancelled; the device's
-    other streams on the same connection carry on."""
+@dataclass
+class H1Origin:
+    """An HTTP/1.1 server over TLS (no HTTP/2): `/big` sends BIG bytes, counting what its socket took."""
+
+    port: int = 0
+    sent: int = 0
+
+
+@pytest.fixture
+def h1_decrypting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Running, H1Origin]]:
+    origin = H1Origin()
+
     class Handler(QuietHandler):
         def do_GET(self) -> None:
             if self.path == "/small":
                 self.answer(b"small")
                 return
+            body = body_bytes(BIG)
             self.send_response(200)
             self.send_header("Content-Length", str(BIG))
             self.end_headers()
             with contextlib.suppress(OSError):  # the proxy gives up on the stream
-                self.wfile.write(body_bytes(BIG))
+                for start in range(0, BIG, CHUNK):
+                    self.wfile.write(body[start:start + CHUNK])
+                    origin.sent = start + CHUNK
 
-    policy = tmp_path / "policy.toml"
-    text = (ROOT / "policies" / "primary.toml").read_text(encoding="utf-8")
-    policy.write_text(text.replace("passthrough = true", "passthrough = false"), encoding="utf-8")
     (tmp_path / "origin-h1").mkdir()
     with serving(Handler, tmp_path / "origin-h1") as (port, ca):
+        origin.port = port
         monkeypatch.setenv("KLASWACHT_UPSTREAM_CA", str(ca))
-        for running in stopped_after(start(tmp_path / "data", "--policy", str(policy), "--period", "lesson", *OWN)):
-            device = Device(running, port)
-            try:
-                stream = device.request("GET", "/big")
-                deadline = time.monotonic() + 30
-                while stream not in device.reset and time.monotonic() < deadline:
-                    device.pump(acknowledge=False)
-                assert stream in device.reset, f"not reset; {len(device.bodies[stream])} bytes read"
-                assert len(device.bodies[stream]) <= H2_DEFAULT_WINDOW
-                other = device.request("GET", "/small")
-                deadline = time.monotonic() + 20
-                while other not in device.ended and time.monotonic() < deadline:
-                    device.pump(acknowledge=True)
-                assert device.status.get(other) == b"200" and bytes(device.bodies[other]) == b"small"
-            finally:
-                device.close()
+        for running in stopped_after(start(tmp_path / "data", *decrypting_everything(tmp_path), *OWN)):
+            yield running, origin
+
+
+def test_a_server_without_http2_is_held_back_when_the_device_stops_reading(
+        h1_decrypting: tuple[Running, H1Origin]) -> None:
+    """An HTTP/1.1 server has no window to hold back: the proxy stops reading its socket instead (TCP), so it
+    can send little more than the socket buffers take; the device's other streams carry on, and once the device
+    reads again the whole body arrives, unchanged."""
+    running, origin = h1_decrypting
+    device = Device(running, origin.port)
+    device.conn.increment_flow_control_window(BROWSER_CONNECTION_WINDOW)  # the paused stream holds its own only
+    device.flush()
+    try:
+        stream = device.request("GET", "/big")
+        sent = settled(lambda: origin.sent, lambda: device.pump(acknowledge=False))
+        assert stream not in device.reset and len(device.bodies[stream]) <= H2_DEFAULT_WINDOW
+        assert sent < BIG // 4, sent  # the proxy's STREAM_WINDOW, and what the kernel buffers on loopback
+        other = device.request("GET", "/small")
+        deadline = time.monotonic() + 20
+        while other not in device.ended and time.monotonic() < deadline:
+            device.pump(acknowledge=False)
+        assert device.status.get(other) == b"200" and bytes(device.bodies[other]) == b"small"
+        deadline = time.monotonic() + 60
+        while stream not in device.ended and stream not in device.reset and time.monotonic() < deadline:
+            device.pump(acknowledge=True)
+        assert stream in device.ended and stream not in device.reset
+        assert hashlib.sha256(device.bodies[stream]).digest() == hashlib.sha256(body_bytes(BIG)).digest()
+    finally:
+        device.close()
+
+
+def test_a_device_that_reads_slower_than_a_server_without_http2_sends_gets_the_whole_body(
+        h1_decrypting: tuple[Running, H1Origin]) -> None:
+    """A device that keeps reading, with hyper-h2's default window, but slower than the server sends: its
+    download is not cut off (before, it was reset once 2 MiB waited in the proxy: after 64 KiB here)."""
+    running, origin = h1_decrypting
+    device = Device(running, origin.port)
+    try:
+        stream = device.request("GET", "/big")
+        deadline = time.monotonic() + 90
+        while stream not in device.ended and stream not in device.reset and time.monotonic() < deadline:
+            device.pump(acknowledge=True)
+            time.sleep(0.002)  # a device slower than loopback
+        assert stream in device.ended and stream not in device.reset, len(device.bodies[stream])
+        assert hashlib.sha256(device.bodies[stream]).digest() == hashlib.sha256(body_bytes(BIG)).digest()
+    finally:
+        device.close()
 
 
 @pytest.mark.parametrize(("filename", "content_type", "head", "arrives"), [
@@ -363,13 +414,10 @@ def test_a_large_upload_from_an_http2_device_reaches_an_http1_server_whole(
             self.answer(str(len(data)).encode())
 
     upload = body_bytes(4_000_000)
-    policy = tmp_path / "policy.toml"
-    text = (ROOT / "policies" / "primary.toml").read_text(encoding="utf-8")
-    policy.write_text(text.replace("passthrough = true", "passthrough = false"), encoding="utf-8")
     (tmp_path / "origin-h1").mkdir()
     with serving(Handler, tmp_path / "origin-h1") as (port, ca):
         monkeypatch.setenv("KLASWACHT_UPSTREAM_CA", str(ca))
-        for running in stopped_after(start(tmp_path / "data", "--policy", str(policy), "--period", "lesson", *OWN)):
+        for running in stopped_after(start(tmp_path / "data", *decrypting_everything(tmp_path), *OWN)):
             device = Device(running, port)
             try:
                 stream = device.request("POST", "/upload", end=False, length=len(upload))
@@ -388,3 +436,21 @@ def test_a_large_upload_from_an_http2_device_reaches_an_http1_server_whole(
                 assert digests == [hashlib.sha256(upload).hexdigest()]
             finally:
                 device.close()
+
+
+def test_an_upload_from_a_device_without_http2_to_a_slower_server_arrives_whole(
+        decrypting: Running, h2_origin: Origin) -> None:
+    """An HTTP/1.1 device has no window to hold back: the proxy stops reading its socket while the server is
+    behind (TCP), rather than resetting the upload once 2 MiB wait for a server that reads slower."""
+    host, proxy_port = decrypting.proxy.removeprefix("http://").split(":")
+    context = ssl.create_default_context(cafile=decrypting.lines["ca"])
+    context.set_alpn_protocols(["http/1.1", "h2"])  # the proxy takes HTTP/1.1, the server (offered both) h2
+    conn = http.client.HTTPSConnection(host, int(proxy_port), timeout=60, context=context)
+    conn.set_tunnel("localhost", h2_origin.port)
+    try:
+        size = 16 * 1024 * 1024
+        conn.request("POST", "/slow", body=body_bytes(size), headers={"Content-Type": "application/octet-stream"})
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, str(size).encode())
+    finally:
+        conn.close()

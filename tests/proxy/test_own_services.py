@@ -10,6 +10,7 @@ local PostgreSQL's).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import socket
 import subprocess
 import threading
@@ -130,3 +131,25 @@ def test_the_protected_ports_are_the_gateways_own_services(dashboard: int, metri
                                                             ports: list[int]) -> None:
     args = argparse.Namespace(dashboard_port=dashboard, metrics_port=metrics, database=database)
     assert protected_ports(args) == ports
+
+
+def other_spellings(address: str) -> list[str]:
+    """`address` written otherwise: IPv4 as an IPv4-mapped IPv6 address in hex, IPv6 in full and in capitals."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv4Address):
+        mapped = int(ip)
+        return [f"::ffff:{mapped >> 16:x}:{mapped & 0xFFFF:x}", f"::FFFF:{ip}"]
+    return [ip.exploded, ip.compressed.upper()]
+
+
+def test_no_address_of_the_gateway_is_reachable_however_it_is_written(tmp_path: Path, everywhere_server: int) -> None:
+    """The kernel writes an address one way; a pupil may write it another (asyncio connects to an address as
+    written, without resolving it): ::ffff:c000:202 is 192.0.2.2."""
+    port = everywhere_server
+    addresses = [*own_addresses(), "127.0.0.1"]  # on a machine with loopback only, its spellings
+    for running in stopped_after(start(tmp_path / "data", "--period", "lesson")):
+        for address in addresses:
+            for spelled in other_spellings(address):
+                status, body = fetch(running.proxy, f"http://[{spelled}]:{port}/")
+                assert status == 502 and "an address of the gateway itself" in body, (spelled, status, body)
+                assert tunnel_answer(running.proxy, f"[{spelled}]:{port}") == b"", spelled

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from proxy_helpers import KLASWACHT, ROOT, Parent, Running, metric, start, until
+from proxy_helpers import KLASWACHT, Parent, Running, decrypting_everything, metric, start, until
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (Debian package curl)")
 
@@ -147,10 +147,7 @@ def test_a_refused_server_name_closes_the_connection_at_the_client_hello(
 def test_without_passthrough_every_connection_is_decrypted(tmp_path: Path, parent: Parent) -> None:
     """passthrough off: curl's TLS ends at the proxy (with the school's CA), which answers itself when its own
     connection upstream fails; no passthrough choice is made, and a refused category is still refused."""
-    policy = tmp_path / "policy.toml"
-    text = (ROOT / "policies" / "primary.toml").read_text(encoding="utf-8")
-    policy.write_text(text.replace("passthrough = true", "passthrough = false"), encoding="utf-8")
-    running = start(tmp_path / "data", "--policy", str(policy), "--period", "lesson", "--upstream", parent.url)
+    running = start(tmp_path / "data", *decrypting_everything(tmp_path), "--upstream", parent.url)
     try:
         assert curl(running, "https://www.speelgoedwinkel.nl/")[0] == "502"
         assert metric(running, 'klaswacht_tls_connections_total{choice="passthrough"}') == 0

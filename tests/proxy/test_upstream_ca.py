@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from proxy_helpers import OWN, QuietHandler, Running, serving, start, stopped_after
+from proxy_helpers import OWN, QuietHandler, Running, decrypting_everything, serving, start, stopped_after
 
-ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_CA_ENV = "KLASWACHT_UPSTREAM_CA"  # the name documented in proxy/worker.py and bench/README.md
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (Debian package curl)")
@@ -31,16 +30,6 @@ def origin(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         yield served
 
 
-def _decrypting(tmp_path: Path) -> list[str]:
-    """Arguments of `start` for the shipped primary policy with passthrough off, so that the proxy itself makes
-    the TLS connection to the server (a host passed through is the device's own TLS: no CA of the proxy's)."""
-    policy = tmp_path / "policy.toml"
-    text = (ROOT / "policies" / "primary.toml").read_text(encoding="utf-8")
-    assert "passthrough = true" in text
-    policy.write_text(text.replace("passthrough = true", "passthrough = false"), encoding="utf-8")
-    return ["--policy", str(policy), "--period", "lesson"]
-
-
 def _curl(running: Running, url: str) -> tuple[str, str]:
     result = subprocess.run(["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "10", "--cacert",
                              running.lines["ca"], "-x", running.proxy, url],
@@ -54,7 +43,7 @@ def test_a_server_signed_by_the_named_ca_is_reached(tmp_path: Path, origin: tupl
     """With KLASWACHT_UPSTREAM_CA naming the private CA, the proxy decrypts and reaches the server."""
     port, ca = origin
     monkeypatch.setenv(UPSTREAM_CA_ENV, str(ca))
-    for running in stopped_after(start(tmp_path / "data", *_decrypting(tmp_path), *OWN)):
+    for running in stopped_after(start(tmp_path / "data", *decrypting_everything(tmp_path), *OWN)):
         assert _curl(running, f"https://localhost:{port}/") == ("200", "from the school's own server")
 
 
@@ -63,7 +52,7 @@ def test_without_it_the_private_ca_is_refused(tmp_path: Path, origin: tuple[int,
     """Without the variable the proxy verifies against the public CAs and refuses the server (502)."""
     port, _ = origin
     monkeypatch.delenv(UPSTREAM_CA_ENV, raising=False)
-    for running in stopped_after(start(tmp_path / "data", *_decrypting(tmp_path), *OWN)):
+    for running in stopped_after(start(tmp_path / "data", *decrypting_everything(tmp_path), *OWN)):
         code, body = _curl(running, f"https://localhost:{port}/")
         assert code == "502"
         assert "from the school's own server" not in body
