@@ -37,6 +37,7 @@ import h2.config
 import h2.errors
 import h2.events
 import mitmproxy.proxy.layers.http as http_layers
+from mitmproxy import ctx
 from mitmproxy.connection import Client, Connection
 from mitmproxy.proxy import layer
 from mitmproxy.proxy.commands import SendData
@@ -162,18 +163,14 @@ class Bounded:
             yield ReceiveHttp(error(local, message, code=ErrorCode.CANCEL))
 
 
-def _transport(conn: Connection) -> asyncio.Transport | None:
-    """The running loop's transport of the TCP connection `conn`, if it has one: by its two addresses, a device's
-    by its own only (in transparent mode mitmproxy's `sockname` of a device is the original destination)."""
-    transports = getattr(asyncio.get_running_loop(), "_transports", None)  # asyncio's selector loops keep them
-    if transports is None or not conn.peername:
-        return None
-    sockname = None if isinstance(conn, Client) else conn.sockname
-    for transport in list(transports.values()):
-        if (isinstance(transport, asyncio.Transport) and transport.get_extra_info("peername") == conn.peername
-                and (sockname is None or transport.get_extra_info("sockname") == sockname)):
-            return transport
-    return None
+def _transport(client: Client, conn: Connection) -> asyncio.Transport | None:
+    """The asyncio transport of `conn` (the device `client` itself, or one of its server connections): from
+    mitmproxy's handler of the device's connection (proxyserver's `connections`, its `transports`)."""
+    proxyserver = ctx.master.addons.get("proxyserver") if ctx.master is not None else None
+    handler = proxyserver.connections.get(client.id) if proxyserver is not None else None
+    io = handler.transports.get(conn) if handler is not None else None
+    transport = getattr(getattr(io, "writer", None), "transport", None)
+    return transport if isinstance(transport, asyncio.Transport) else None
 
 
 class BoundedHttp2Server(Bounded, Http2Server):
@@ -199,7 +196,7 @@ class BoundedHttp2Server(Bounded, Http2Server):
             top = http.connections.get(handler.context.server) if http is not None and handler is not None else None
             if peer is not None or top is None or not isinstance(top.context.layers[-1], Http1Client):
                 return
-            transport = _transport(top.context.server)
+            transport = _transport(self.context.client, top.context.server)
             if transport is None:
                 return  # STREAM_CAP still bounds it
             self.unread[stream] = transport
@@ -274,7 +271,7 @@ class BoundedHttp2Client(Bounded, Http2Client):
             device = http.connections.get(self.context.client) if http is not None else None
             if not isinstance(device, Http1Server):
                 return  # an HTTP/2 device: its window holds it back
-            transport = _transport(self.context.client)
+            transport = _transport(self.context.client, self.context.client)
             if transport is None:
                 return  # STREAM_CAP still bounds it
             self.unread[ours] = transport
