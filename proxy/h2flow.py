@@ -144,6 +144,25 @@ class Bounded:
                 del self.waiting[stream]
                 yield SendHttp(Drained(stream), conn)
 
+    def hold_back(self, local: int) -> None:
+        """Stop reading the other side's socket while more than STREAM_WINDOW of `local` waits here, when that side
+        speaks HTTP/1.1 (an HTTP/2 side has its window): TCP holds it back. mitmproxy's own back-pressure, waiting
+        for its writes, ends where this side's window does: the rest waits in this side's send buffer."""
+        if self.acks.buffered(local) <= STREAM_WINDOW:
+            return
+        transport = self.unread.get(local)
+        if transport is None:
+            other = self.http1_other_side(local)
+            transport = _transport(self.context.client, other) if other is not None else None
+            if transport is None:
+                return  # STREAM_CAP still bounds it
+            self.unread[local] = transport
+        transport.pause_reading()  # again each time: asyncio's stream reader may have resumed it meanwhile
+
+    def http1_other_side(self, local: int) -> Connection | None:
+        """The connection on the other side of `local` when it speaks HTTP/1.1."""
+        raise NotImplementedError
+
     def let_go(self, everything: bool = False) -> None:
         """Read the other side's HTTP/1.1 socket again for the streams this side has caught up on (or that ended)."""
         for local, transport in list(self.unread.items()):
@@ -182,37 +201,25 @@ class BoundedHttp2Server(Bounded, Http2Server):
         self.waiting = {}
         self.unread = {}
 
-    def hold_back(self, stream: int) -> None:
-        """Stop reading the HTTP/1.1 server of `stream` while more than STREAM_WINDOW of it waits for the device:
-        TCP holds the server back, as for an HTTP/1.1 device. (mitmproxy's own back-pressure, waiting for its
-        writes, ends where the device's window does: the rest waits in the HTTP/2 send buffer.)"""
-        if self.acks.buffered(stream) <= STREAM_WINDOW:
-            return
-        transport = self.unread.get(stream)
-        if transport is None:
-            peer = self.server_side(stream)
-            http = self.http_layer()
-            handler = http.streams.get(stream) if http is not None else None
-            top = http.connections.get(handler.context.server) if http is not None and handler is not None else None
-            if peer is not None or top is None or not isinstance(top.context.layers[-1], Http1Client):
-                return
-            transport = _transport(self.context.client, top.context.server)
-            if transport is None:
-                return  # STREAM_CAP still bounds it
-            self.unread[stream] = transport
-        transport.pause_reading()  # again each time: asyncio's stream reader may have resumed it meanwhile
+    def http1_other_side(self, local: int) -> Connection | None:
+        top = self.server_layers(local)
+        return top.context.server if top is not None and isinstance(top.context.layers[-1], Http1Client) else None
 
     def close_connection(self, msg: str) -> layer.CommandGenerator[None]:
         self.let_go(everything=True)
         yield from super().close_connection(msg)
 
-    def server_side(self, stream: int) -> BoundedHttp2Client | None:
-        """The server's HTTP/2 layer for the HTTP layer's `stream`, once it has its server connection."""
+    def server_layers(self, stream: int) -> layer.Layer | None:
+        """The outermost layer of the server connection of the HTTP layer's `stream`, once it has one."""
         http = self.http_layer()
         handler = http.streams.get(stream) if http is not None else None
         if http is None or not isinstance(handler, HttpStream):
             return None
-        top = http.connections.get(handler.context.server)
+        return http.connections.get(handler.context.server)
+
+    def server_side(self, stream: int) -> BoundedHttp2Client | None:
+        """The server's HTTP/2 layer for the HTTP layer's `stream`, once it has its server connection."""
+        top = self.server_layers(stream)
         # The server's layers share one context; its HTTP/2 layer is the innermost (as mitmproxy finds it).
         innermost = top.context.layers[-1] if top is not None else None
         return innermost if isinstance(innermost, BoundedHttp2Client) else None
@@ -260,22 +267,10 @@ class BoundedHttp2Client(Bounded, Http2Client):
         self.unread = {}
         self._device_side: BoundedHttp2Server | bool | None = False
 
-    def hold_back(self, ours: int) -> None:
-        """Stop reading an HTTP/1.1 device while more than STREAM_WINDOW of its upload on `ours` waits for the
-        server (TCP back-pressure; an HTTP/1.1 device sends one request at a time)."""
-        if self.acks.buffered(ours) <= STREAM_WINDOW:
-            return
-        transport = self.unread.get(ours)
-        if transport is None:
-            http = self.http_layer()
-            device = http.connections.get(self.context.client) if http is not None else None
-            if not isinstance(device, Http1Server):
-                return  # an HTTP/2 device: its window holds it back
-            transport = _transport(self.context.client, self.context.client)
-            if transport is None:
-                return  # STREAM_CAP still bounds it
-            self.unread[ours] = transport
-        transport.pause_reading()  # again each time: asyncio's stream reader may have resumed it meanwhile
+    def http1_other_side(self, local: int) -> Connection | None:
+        http = self.http_layer()
+        device = http.connections.get(self.context.client) if http is not None else None
+        return self.context.client if isinstance(device, Http1Server) else None
 
     def close_connection(self, msg: str) -> layer.CommandGenerator[None]:
         self.let_go(everything=True)

@@ -11,6 +11,7 @@ import hashlib
 import http.client
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -191,6 +192,20 @@ def start_with_a_banned_pupil(data: Path, number: str, name: str, device: str, *
     ends = (datetime.now().astimezone() + timedelta(hours=1)).isoformat(timespec="minutes")
     klaswacht("ban", number, "--until", ends, "--reason", "test", "--data-dir", str(data))
     return start(data, *extra)
+
+
+def connect(running: Running, target: str) -> tuple[socket.socket, bytes]:
+    """A CONNECT to `target` through the proxy: (the socket, the status line of the answer)."""
+    host, port = running.proxy.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    return sock, answer.split(b"\r\n", 1)[0]
 
 
 def fetch(proxy: str, url: str, data: bytes | None = None,

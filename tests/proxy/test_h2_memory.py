@@ -23,7 +23,7 @@ import h2.config
 import h2.connection
 import h2.events
 import pytest
-from proxy_helpers import OWN, QuietHandler, Running, decrypting_everything, serving, start, stopped_after
+from proxy_helpers import OWN, QuietHandler, Running, connect, decrypting_everything, serving, start, stopped_after
 
 from bench.services import make_certificates
 from proxy.h2flow import STREAM_WINDOW
@@ -144,15 +144,8 @@ class Device:
     """A pupil's device speaking HTTP/2 through the proxy's CONNECT tunnel; it acknowledges only when told."""
 
     def __init__(self, running: Running, port: int) -> None:
-        host, proxy_port = running.proxy.removeprefix("http://").split(":")
-        raw = socket.create_connection((host, int(proxy_port)), timeout=10)
-        raw.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = raw.recv(1)
-            assert chunk, "the proxy closed the tunnel"
-            head += chunk
-        assert head.split(b" ")[1] == b"200", head
+        raw, status = connect(running, f"localhost:{port}")
+        assert status.split(b" ")[1] == b"200", status
         context = ssl.create_default_context(cafile=running.lines["ca"])
         context.set_alpn_protocols(["h2"])
         self.sock = context.wrap_socket(raw, server_hostname="localhost")
@@ -210,6 +203,12 @@ class Device:
                 self.reset.add(event.stream_id)
         self.flush()
 
+    def finish(self, stream: int, seconds: float = 60) -> None:
+        """Read, acknowledging, until `stream` ends or is reset (or `seconds` pass)."""
+        deadline = time.monotonic() + seconds
+        while stream not in self.ended and stream not in self.reset and time.monotonic() < deadline:
+            self.pump(acknowledge=True)
+
     def close(self) -> None:
         self.sock.close()
 
@@ -245,9 +244,7 @@ def test_a_stream_the_device_stops_reading_holds_at_most_one_window_in_the_proxy
         assert device.status.get(stream) == b"200"
         # What the device may hold unread (its 64 KiB window), one proxy window, and frames in flight.
         assert H2_DEFAULT_WINDOW <= sent <= H2_DEFAULT_WINDOW + STREAM_WINDOW + 4 * CHUNK, sent
-        deadline = time.monotonic() + 60
-        while stream not in device.ended and time.monotonic() < deadline:
-            device.pump(acknowledge=True)
+        device.finish(stream)
         assert stream in device.ended and stream not in device.reset
         assert hashlib.sha256(device.bodies[stream]).digest() == hashlib.sha256(body_bytes(BIG)).digest()
     finally:
@@ -336,9 +333,7 @@ def test_a_server_without_http2_is_held_back_when_the_device_stops_reading(
         while other not in device.ended and time.monotonic() < deadline:
             device.pump(acknowledge=False)
         assert device.status.get(other) == b"200" and bytes(device.bodies[other]) == b"small"
-        deadline = time.monotonic() + 60
-        while stream not in device.ended and stream not in device.reset and time.monotonic() < deadline:
-            device.pump(acknowledge=True)
+        device.finish(stream)
         assert stream in device.ended and stream not in device.reset
         assert hashlib.sha256(device.bodies[stream]).digest() == hashlib.sha256(body_bytes(BIG)).digest()
     finally:

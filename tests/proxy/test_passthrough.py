@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import ssl
 import subprocess
 from pathlib import Path
 
 import pytest
-from proxy_helpers import KLASWACHT, Parent, Running, decrypting_everything, metric, start, until
+from proxy_helpers import KLASWACHT, Parent, Running, connect, decrypting_everything, metric, start, until
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (Debian package curl)")
 
@@ -37,20 +36,6 @@ def curl(running: Running, url: str, *extra: str) -> tuple[str, str]:
 def tunnels(parent: Parent, target: str) -> list[dict[str, str]]:
     """What the parent proxy noted of CONNECT requests to `target` (host:port)."""
     return [headers for method, url, headers in parent.seen if method == "CONNECT" and url == target]
-
-
-def connect(running: Running, target: str) -> tuple[socket.socket, bytes]:
-    """A CONNECT to `target` through the proxy: (the socket, the status line of the answer)."""
-    host, port = running.proxy.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=10)
-    sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        answer += chunk
-    return sock, answer.split(b"\r\n", 1)[0]
 
 
 def events(running: Running) -> list[dict[str, object]]:
