@@ -144,6 +144,21 @@ class Bounded:
                 del self.waiting[stream]
                 yield SendHttp(Drained(stream), conn)
 
+    def upkeep(self) -> layer.CommandGenerator[None]:
+        """After each event: tell the other side what was sent on, read held-back sockets again once caught up,
+        and release what is held for streams that ended."""
+        if self.waiting:
+            yield from self.nudge()
+        if self.unread:
+            self.let_go()
+        if self.acks.held:
+            self.released_ended()
+
+    def flush(self) -> layer.CommandGenerator[None]:
+        data = self.acks.data_to_send()
+        if data:
+            yield SendData(self.conn, data)
+
     def hold_back(self, local: int) -> None:
         """Stop reading the other side's socket while more than STREAM_WINDOW of `local` waits here, when that side
         speaks HTTP/1.1 (an HTTP/2 side has its window): TCP holds it back. mitmproxy's own back-pressure, waiting
@@ -233,20 +248,13 @@ class BoundedHttp2Server(Bounded, Http2Server):
     def _handle_event(self, event: Event) -> layer.CommandGenerator[None]:
         if isinstance(event, Drained):
             self.settle_upload(event.stream_id)
-            data = self.h2_conn.data_to_send()
-            if data:
-                yield SendData(self.conn, data)
+            yield from self.flush()
             return
         yield from super()._handle_event(event)
         if isinstance(event, ResponseData):
             self.hold_back(event.stream_id)
             yield from self.capped(event.stream_id, self.ReceiveProtocolError)
-        if self.waiting:
-            yield from self.nudge()
-        if self.unread:
-            self.let_go()
-        if self.acks.held:
-            self.released_ended()
+        yield from self.upkeep()
 
     def handle_h2_event(self, event: h2.events.Event) -> layer.CommandGenerator[bool]:
         stop = yield from super().handle_h2_event(event)
@@ -294,17 +302,10 @@ class BoundedHttp2Client(Bounded, Http2Client):
             ours = self.our_stream_id.get(event.stream_id)
             if ours is not None:
                 self.settle(ours, self.device_side(), event.stream_id)
-                data = self.h2_conn.data_to_send()
-                if data:
-                    yield SendData(self.conn, data)
+                yield from self.flush()
             return
         yield from super()._handle_event(event)
-        if self.waiting:
-            yield from self.nudge()
-        if self.unread:
-            self.let_go()
-        if self.acks.held:
-            self.released_ended()
+        yield from self.upkeep()
 
     def _handle_event2(self, event: Event) -> layer.CommandGenerator[None]:
         yield from super()._handle_event2(event)
