@@ -173,10 +173,13 @@ def decrypting_everything(tmp: Path) -> list[str]:
 
 
 def stopped_after(running: Running) -> Iterator[Running]:
-    """For a fixture to `yield from`: the run, stopped afterwards unless it has ended already."""
-    yield running
-    if running.process.poll() is None:
-        running.stop()
+    """For a fixture to `yield from` (or a `for` loop): the run, stopped afterwards unless it has ended already;
+    also when the test failed (the generator is closed then), so that no `klaswacht run` is left behind."""
+    try:
+        yield running
+    finally:
+        if running.process.poll() is None:
+            running.stop()
 
 
 def klaswacht(*args: str) -> subprocess.CompletedProcess[str]:
