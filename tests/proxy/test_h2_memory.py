@@ -216,6 +216,13 @@ class Device:
         self.sock.close()
 
 
+def assert_whole_download(device: Device, stream: int) -> None:
+    """Read `stream` (a GET of /big) to its end: it ends, is not reset, and brings BIG bytes unchanged."""
+    device.finish(stream)
+    assert stream in device.ended and stream not in device.reset, len(device.bodies[stream])
+    assert hashlib.sha256(device.bodies[stream]).digest() == hashlib.sha256(body_bytes(BIG)).digest()
+
+
 def settled(value: Callable[[], int], step: Callable[[], None], seconds: float = 30) -> int:
     """`value` once it has not grown for 1.5 s of `step`s (or after `seconds`)."""
     deadline, last, since = time.monotonic() + seconds, -1, time.monotonic()
@@ -247,9 +254,7 @@ def test_a_stream_the_device_stops_reading_holds_at_most_one_window_in_the_proxy
         assert device.status.get(stream) == b"200"
         # What the device may hold unread (its 64 KiB window), one proxy window, and frames in flight.
         assert H2_DEFAULT_WINDOW <= sent <= H2_DEFAULT_WINDOW + STREAM_WINDOW + 4 * CHUNK, sent
-        device.finish(stream)
-        assert stream in device.ended and stream not in device.reset
-        assert hashlib.sha256(device.bodies[stream]).digest() == hashlib.sha256(body_bytes(BIG)).digest()
+        assert_whole_download(device, stream)
     finally:
         device.close()
 
@@ -336,9 +341,7 @@ def test_a_server_without_http2_is_held_back_when_the_device_stops_reading(
         while other not in device.ended and time.monotonic() < deadline:
             device.pump(acknowledge=False)
         assert device.status.get(other) == b"200" and bytes(device.bodies[other]) == b"small"
-        device.finish(stream)
-        assert stream in device.ended and stream not in device.reset
-        assert hashlib.sha256(device.bodies[stream]).digest() == hashlib.sha256(body_bytes(BIG)).digest()
+        assert_whole_download(device, stream)
     finally:
         device.close()
 
