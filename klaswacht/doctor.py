@@ -350,10 +350,10 @@ def check_clock(now: datetime) -> Iterator[Check]:
         yield Check("clock sync", True, "synchronised by NTP")
 
 
-def _http_get(port: int, path: str) -> tuple[int, dict[str, str], str] | None:
+def _http_get(port: int, path: str, host: str | None = None) -> tuple[int, dict[str, str], str] | None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers={"Host": host} if host else {})
         response = conn.getresponse()
         body = response.read(1 << 20).decode("utf-8", "replace")
         return response.status, {k.lower(): v for k, v in response.getheaders()}, body
@@ -365,8 +365,10 @@ def _http_get(port: int, path: str) -> tuple[int, dict[str, str], str] | None:
 
 def _is_klaswacht(kind: str, port: int) -> bool:
     if kind == "proxy":
-        answer = _http_get(port, "/")
-        return answer is not None and answer[1].get("server", "").startswith("mitmproxy")
+        # The WPAD file is answered by klaswacht's proxy itself, before any rule: in a break or a ban too
+        # (every other path may get the block page then), and never by a bare mitmproxy.
+        answer = _http_get(port, "/wpad.dat", host="wpad")
+        return answer is not None and answer[0] == 200 and "FindProxyForURL" in answer[2]
     if kind == "metrics":
         answer = _http_get(port, "/metrics")
         return answer is not None and answer[0] == 200 and "klaswacht_" in answer[2]

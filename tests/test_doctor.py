@@ -27,7 +27,7 @@ from klaswacht.configversion import config_version
 from klaswacht.loading import DEFAULT_POLICY
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "proxy"))
-from proxy_helpers import start
+from proxy_helpers import start_with_a_banned_pupil
 
 pytestmark = pytest.mark.slow
 
@@ -51,9 +51,13 @@ def no_timedatectl(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A data dir made by a real `klaswacht run`, started and stopped; doctor's ports while it ran checked too."""
+    """A data dir made by a real `klaswacht run`, started and stopped; doctor's ports while it ran checked too.
+
+    Loopback is a banned pupil's device: the proxy blocks everything doctor sends, as in a break, and doctor
+    still knows it for klaswacht's."""
     data_dir = tmp_path_factory.mktemp("deploy") / "data"
-    running = start(data_dir)
+    data_dir.mkdir(mode=0o700)
+    running = start_with_a_banned_pupil(data_dir, "3001", "Sam de Vries", "127.0.0.1")
     try:
         ports = [port_of(running.lines[k]) for k in ("proxy", "dashboard", "metrics")]
         args = ["doctor", "--data-dir", str(data_dir), "--proxy-port", ports[0], "--dashboard-port", ports[1],
