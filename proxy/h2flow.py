@@ -16,7 +16,8 @@ So the workers run mitmproxy's HTTP/2 layers with two changes, on both sides of 
   (`hold_back`): TCP holds it back, whether this side's peer has paused or just reads slower than it sends.
   mitmproxy's own back-pressure (it waits for its writes) ends where the device's window does. Should that fail
   (no transport found), a stream with more than STREAM_CAP bytes waiting is reset, as if the device had cancelled
-  it.
+  it. A held-back stream is never reset: what arrived while its server connection opened comes in one piece,
+  already in memory, and may be more.
 
 The connection window stays open: a paused stream never stalls the others on its connection. A connection holds
 at most 100 streams (hyper-h2's limit) × STREAM_WINDOW: 25 MiB for a device that pauses a hundred videos at once.
@@ -159,20 +160,25 @@ class Bounded:
         if data:
             yield SendData(self.conn, data)
 
-    def hold_back(self, local: int) -> None:
+    def hold_back(self, local: int) -> bool:
         """Stop reading the other side's socket while more than STREAM_WINDOW of `local` waits here, when that side
         speaks HTTP/1.1 (an HTTP/2 side has its window): TCP holds it back. mitmproxy's own back-pressure, waiting
-        for its writes, ends where this side's window does: the rest waits in this side's send buffer."""
+        for its writes, ends where this side's window does: the rest waits in this side's send buffer.
+
+        False when it cannot: an HTTP/1.1 side whose socket was not found."""
         if self.acks.buffered(local) <= STREAM_WINDOW:
-            return
+            return True
         transport = self.unread.get(local)
         if transport is None:
             other = self.http1_other_side(local)
-            transport = _transport(self.context.client, other) if other is not None else None
+            if other is None:
+                return True  # an HTTP/2 side: the acknowledgements held for it hold it back
+            transport = _transport(self.context.client, other)
             if transport is None:
-                return  # STREAM_CAP still bounds it
+                return False
             self.unread[local] = transport
         transport.pause_reading()  # again each time: asyncio's stream reader may have resumed it meanwhile
+        return True
 
     def http1_other_side(self, local: int) -> Connection | None:
         """The connection on the other side of `local` when it speaks HTTP/1.1."""
@@ -251,8 +257,7 @@ class BoundedHttp2Server(Bounded, Http2Server):
             yield from self.flush()
             return
         yield from super()._handle_event(event)
-        if isinstance(event, ResponseData):
-            self.hold_back(event.stream_id)
+        if isinstance(event, ResponseData) and not self.hold_back(event.stream_id):
             yield from self.capped(event.stream_id, self.ReceiveProtocolError)
         yield from self.upkeep()
 
@@ -309,9 +314,8 @@ class BoundedHttp2Client(Bounded, Http2Client):
 
     def _handle_event2(self, event: Event) -> layer.CommandGenerator[None]:
         yield from super()._handle_event2(event)
-        if isinstance(event, RequestData):
-            # Ours: mitmproxy maps the stream id of what this yields to theirs.
-            self.hold_back(event.stream_id)
+        # Ours: mitmproxy maps the stream id of what this yields to theirs.
+        if isinstance(event, RequestData) and not self.hold_back(event.stream_id):
             yield from self.capped(event.stream_id, self.ReceiveProtocolError)
 
     def handle_h2_event(self, event: h2.events.Event) -> layer.CommandGenerator[bool]:

@@ -46,10 +46,11 @@ class Origin:
     """An HTTP/2 server over TLS: `/big` sends BIG bytes as fast as its window allows, `/sink` reads an upload
     without ever acknowledging it (its window stays at the default 64 KiB), `/small` answers a few bytes,
     `/upload` keeps what it is sent and answers "stored" at its end, `/slow` reads an upload slowly and answers the
-    number of bytes it got."""
+    number of bytes it got. It waits `opening` seconds before its TLS handshake (a server far away)."""
 
     port: int = 0
     ca: Path = Path()
+    opening: float = 0.0
     sent: int = 0
     received: int = 0
     uploaded: bytearray = field(default_factory=bytearray)
@@ -65,6 +66,7 @@ class Origin:
             threading.Thread(target=self.connection, args=(raw, context), daemon=True).start()
 
     def connection(self, raw: socket.socket, context: ssl.SSLContext) -> None:
+        time.sleep(self.opening)
         with context.wrap_socket(raw, server_side=True) as sock:
             sock.settimeout(0.2)
             conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
@@ -439,10 +441,14 @@ def test_a_large_upload_from_an_http2_device_reaches_an_http1_server_whole(
                 device.close()
 
 
+@pytest.mark.parametrize("opening", [0.0, 1.0], ids=["server-at-once", "server-opens-slowly"])
 def test_an_upload_from_a_device_without_http2_to_a_slower_server_arrives_whole(
-        decrypting: Running, h2_origin: Origin) -> None:
+        decrypting: Running, h2_origin: Origin, opening: float) -> None:
     """An HTTP/1.1 device has no window to hold back: the proxy stops reading its socket while the server is
-    behind (TCP), rather than resetting the upload once 2 MiB wait for a server that reads slower."""
+    behind (TCP), rather than resetting the upload once 2 MiB wait for a server that reads slower. What the device
+    sent while the server connection opened (all of it, when that takes a second) reaches the server's side at
+    once, and is sent on as the server reads, not reset."""
+    h2_origin.opening = opening
     host, proxy_port = decrypting.proxy.removeprefix("http://").split(":")
     context = ssl.create_default_context(cafile=decrypting.lines["ca"])
     context.set_alpn_protocols(["http/1.1", "h2"])  # the proxy takes HTTP/1.1, the server (offered both) h2
@@ -455,3 +461,30 @@ def test_an_upload_from_a_device_without_http2_to_a_slower_server_arrives_whole(
         assert (response.status, response.read()) == (200, str(size).encode())
     finally:
         conn.close()
+
+
+def test_an_upload_from_an_http2_device_sent_while_the_server_connection_opens_arrives_whole(
+        decrypting: Running, h2_origin: Origin) -> None:
+    """HTTP/2 on both sides: what the device sends while the server connection opens is acknowledged at once
+    (nothing would acknowledge it later), so it all reaches the server's side together; it is sent on as the
+    slow server reads, not reset for being more than 2 MiB."""
+    h2_origin.opening = 1.0
+    device = Device(decrypting, h2_origin.port)
+    try:
+        size = 6 * 1024 * 1024
+        upload = body_bytes(size)
+        stream = device.request("POST", "/slow", end=False, content_type="application/octet-stream", length=size)
+        offset, deadline = 0, time.monotonic() + 60
+        while stream not in device.ended and stream not in device.reset and time.monotonic() < deadline:
+            while offset < size:
+                step = min(device.conn.local_flow_control_window(stream), CHUNK, size - offset)
+                if step <= 0:
+                    break
+                offset += step
+                device.conn.send_data(stream, upload[offset - step:offset], end_stream=offset == size)
+            device.flush()
+            device.pump(acknowledge=True)
+        assert stream not in device.reset, offset
+        assert device.status.get(stream) == b"200" and bytes(device.bodies[stream]) == str(size).encode()
+    finally:
+        device.close()
