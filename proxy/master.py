@@ -41,12 +41,13 @@ from mitmproxy.addons import (
 )
 from mitmproxy.master import Master
 
-from proxy import h2flow
+from proxy import h1framing, h2flow
 
 
 def make_master(opts: options.Options) -> Master:
     """mitmproxy's master with the addons of the table above; must be called inside the running event loop."""
     h2flow.install()  # HTTP/2 streams with bounded memory
+    h1framing.install()  # bodies from HTTP/2 devices framed for HTTP/1.1 servers
     master = Master(opts, with_termlog=True)
     master.addons.add(core.Core(), block.Block(), disable_h2c.DisableH2C(), proxyauth.ProxyAuth(),
                       proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(),

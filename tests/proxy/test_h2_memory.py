@@ -23,7 +23,8 @@ import h2.config
 import h2.connection
 import h2.events
 import pytest
-from proxy_helpers import OWN, QuietHandler, Running, connect, decrypting_everything, serving, start, stopped_after
+from h2_device import CHUNK, Device, body_bytes
+from proxy_helpers import OWN, QuietHandler, Running, decrypting_everything, serving, start, stopped_after
 
 from bench.services import make_certificates
 from proxy.h2flow import STREAM_WINDOW
@@ -31,14 +32,7 @@ from proxy.h2flow import STREAM_WINDOW
 BIG = 64 * 1024 * 1024
 UPLOAD = 64 * 1024 * 1024
 H2_DEFAULT_WINDOW = 65_535
-CHUNK = 16_384
 BROWSER_CONNECTION_WINDOW = 15 * 1024 * 1024
-
-
-def body_bytes(size: int) -> bytes:
-    """`size` bytes that are not all alike, so a lost or repeated chunk changes the hash."""
-    block = hashlib.sha256(b"klaswacht").digest() * (CHUNK // 32)
-    return b"".join(block[i % 32:] + block[:i % 32] for i in range(size // CHUNK))[:size]
 
 
 @dataclass
@@ -143,79 +137,6 @@ def h2_origin(tmp_path: Path) -> Iterator[Origin]:
     origin.stop.set()
     thread.join(5)
     listener.close()
-
-
-class Device:
-    """A pupil's device speaking HTTP/2 through the proxy's CONNECT tunnel; it acknowledges only when told."""
-
-    def __init__(self, running: Running, port: int) -> None:
-        raw, status = connect(running, f"localhost:{port}")
-        assert status.split(b" ")[1] == b"200", status
-        context = ssl.create_default_context(cafile=running.lines["ca"])
-        context.set_alpn_protocols(["h2"])
-        self.sock = context.wrap_socket(raw, server_hostname="localhost")
-        assert self.sock.selected_alpn_protocol() == "h2"
-        self.sock.settimeout(0.2)
-        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        self.conn.initiate_connection()
-        self.flush()
-        self.bodies: dict[int, bytearray] = {}
-        self.ended: set[int] = set()
-        self.reset: set[int] = set()
-        self.status: dict[int, bytes] = {}
-        self.unread: dict[int, int] = {}  # data read but not acknowledged, per stream
-
-    def flush(self) -> None:
-        out = self.conn.data_to_send()
-        if out:
-            self.sock.sendall(out)
-
-    def request(self, method: str, path: str, *, end: bool = True, content_type: str = "text/plain",
-                length: int | None = None) -> int:
-        stream_id = self.conn.get_next_available_stream_id()
-        headers = [(":method", method), (":scheme", "https"), (":path", path), (":authority", "localhost"),
-                   ("content-type", content_type)]
-        self.conn.send_headers(stream_id, headers + ([("content-length", str(length))] if length is not None else []),
-                               end_stream=end)
-        self.flush()
-        self.bodies[stream_id] = bytearray()
-        return stream_id
-
-    def pump(self, acknowledge: bool) -> None:
-        """Read what has arrived (for at most 0.2 s); acknowledge the data read only if `acknowledge`."""
-        if acknowledge:
-            for stream_id, size in self.unread.items():
-                self.conn.acknowledge_received_data(size, stream_id)
-            self.unread.clear()
-            self.flush()
-        try:
-            data = self.sock.recv(65536)
-        except TimeoutError:
-            return
-        assert data, "the proxy closed the connection"
-        for event in self.conn.receive_data(data):
-            if isinstance(event, h2.events.ResponseReceived):
-                self.status[event.stream_id] = dict(event.headers)[b":status"]
-            elif isinstance(event, h2.events.DataReceived):
-                self.bodies[event.stream_id] += event.data
-                if acknowledge:
-                    self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-                else:
-                    self.unread[event.stream_id] = self.unread.get(event.stream_id, 0) + event.flow_controlled_length
-            elif isinstance(event, h2.events.StreamEnded):
-                self.ended.add(event.stream_id)
-            elif isinstance(event, h2.events.StreamReset):
-                self.reset.add(event.stream_id)
-        self.flush()
-
-    def finish(self, stream: int, seconds: float = 60) -> None:
-        """Read, acknowledging, until `stream` ends or is reset (or `seconds` pass)."""
-        deadline = time.monotonic() + seconds
-        while stream not in self.ended and stream not in self.reset and time.monotonic() < deadline:
-            self.pump(acknowledge=True)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def assert_whole_download(device: Device, stream: int) -> None:
@@ -382,16 +303,7 @@ def test_an_upload_over_http2_larger_than_what_is_held_is_sniffed(
     device = Device(decrypting, h2_origin.port)
     try:
         stream = device.request("POST", "/upload", end=False, content_type=f"multipart/form-data; boundary={boundary}")
-        offset, deadline = 0, time.monotonic() + 60
-        while stream not in device.ended and stream not in device.reset and time.monotonic() < deadline:
-            while offset < len(body) and stream not in device.status:
-                size = min(device.conn.local_flow_control_window(stream), CHUNK, len(body) - offset)
-                if size <= 0:
-                    break
-                offset += size
-                device.conn.send_data(stream, body[offset - size:offset], end_stream=offset == len(body))
-            device.flush()
-            device.pump(acknowledge=True)
+        device.upload(stream, body)
         if arrives:
             assert device.status.get(stream) == b"200" and bytes(device.bodies[stream]) == b"stored"
             assert bytes(h2_origin.uploaded) == body
@@ -424,16 +336,7 @@ def test_a_large_upload_from_an_http2_device_reaches_an_http1_server_whole(
             device = Device(running, port)
             try:
                 stream = device.request("POST", "/upload", end=False, length=len(upload))
-                offset, deadline = 0, time.monotonic() + 60
-                while stream not in device.ended and stream not in device.reset and time.monotonic() < deadline:
-                    while offset < len(upload):
-                        size = min(device.conn.local_flow_control_window(stream), CHUNK, len(upload) - offset)
-                        if size <= 0:
-                            break
-                        offset += size
-                        device.conn.send_data(stream, upload[offset - size:offset], end_stream=offset == len(upload))
-                    device.flush()
-                    device.pump(acknowledge=True)
+                offset = device.upload(stream, upload)
                 assert offset == len(upload), (offset, device.status, bytes(device.bodies[stream][:300]))
                 assert device.status.get(stream) == b"200" and bytes(device.bodies[stream]) == str(len(upload)).encode()
                 assert digests == [hashlib.sha256(upload).hexdigest()]
@@ -474,16 +377,7 @@ def test_an_upload_from_an_http2_device_sent_while_the_server_connection_opens_a
         size = 6 * 1024 * 1024
         upload = body_bytes(size)
         stream = device.request("POST", "/slow", end=False, content_type="application/octet-stream", length=size)
-        offset, deadline = 0, time.monotonic() + 60
-        while stream not in device.ended and stream not in device.reset and time.monotonic() < deadline:
-            while offset < size:
-                step = min(device.conn.local_flow_control_window(stream), CHUNK, size - offset)
-                if step <= 0:
-                    break
-                offset += step
-                device.conn.send_data(stream, upload[offset - step:offset], end_stream=offset == size)
-            device.flush()
-            device.pump(acknowledge=True)
+        offset = device.upload(stream, upload)
         assert stream not in device.reset, offset
         assert device.status.get(stream) == b"200" and bytes(device.bodies[stream]) == str(size).encode()
     finally:
