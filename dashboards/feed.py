@@ -27,7 +27,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from dashboards.catalogue import translate
-from dashboards.lessons import check_grant, grant_until_lesson_end, label, parse_host, school_clock
+from dashboards.lessons import check_grant, flash_granted, label, parse_host, school_clock
 from dashboards.roles import HOME, can
 from dashboards.timing import FALLBACK, SchoolClock
 from dashboards.web import (
@@ -391,16 +391,23 @@ async def answer(request: Request, staff: Staff, form: FormData) -> Response:
     if item["state"] == "closed":
         flash(request, "feed.flash.answered")
         return _back(form)
+    grant: tuple[str, str, datetime] | None = None
     if given == "granted":
         group = item.get("group_name")
         if not group:
             raise BadInput("feed.error.no_group")
         what = _request_grant(item)
         check_grant(what, request.app.state.policy, request.app.state.lists, language(request))
-        await grant_until_lesson_end(request, staff, group, what)  # flashes what was opened, until when
+        clock = school_clock(request)
+        until, fell_back = clock.until_lesson_end(group)
+        grant = (group, what, until)
+    # One transaction: the grant is made only by the answer that closes the request (two teachers at once).
+    if not await store_of(request).answer_request(staff.name, item["id"], str(given), grant):
+        flash(request, "feed.flash.answered")
+    elif grant is not None:
+        flash_granted(request, clock, *grant, fell_back)
     else:
         flash(request, "feed.flash.refused")
-    await store_of(request).set_alert(staff.name, item["id"], "closed", answer=str(given))
     return _back(form)
 
 

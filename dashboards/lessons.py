@@ -96,16 +96,15 @@ def school_clock(request: Request) -> SchoolClock:
     return SchoolClock.of(policy_of(request), request.app.state.config)
 
 
-async def grant_until_lesson_end(request: Request, staff: Staff, group: str, what: str) -> None:
-    """Grant `what` to `group` until the end of its lesson (45 minutes outside one), and say so in a flash."""
-    clock = school_clock(request)
-    until, fell_back = clock.until_lesson_end(group)
-    await _grant(request, staff, clock, group, what, until, fell_back)
-
-
 async def _grant(request: Request, staff: Staff, clock: SchoolClock, group: str, what: str, until: datetime,
                  fell_back: bool) -> None:
     await store_of(request).grant(staff.name, group, what, until)
+    flash_granted(request, clock, group, what, until, fell_back)
+
+
+def flash_granted(request: Request, clock: SchoolClock, group: str, what: str, until: datetime,
+                  fell_back: bool) -> None:
+    """Say what was opened for which group, until when (and that it is 45 minutes when there was no lesson)."""
     flash(request, "lessons.flash.granted_fallback" if fell_back else "lessons.flash.granted",
           what=what_label(what, policy_of(request), language(request)), group=group, until=clock.hhmm(until))
 

@@ -66,6 +66,17 @@ class StaffViews:
                            work: Callable[[Transaction], Awaitable[T]]) -> T:
         raise NotImplementedError
 
+    async def _staff_transaction(self, actor: str, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        raise NotImplementedError
+
+    async def _audit(self, tx: Transaction, actor: str, action: str, target: str | None,
+                     detail: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def _grant(self, tx: Transaction, actor: str, group: str, what: str, starts: datetime,
+                     until: datetime) -> str:
+        raise NotImplementedError
+
     # --- the live list
 
     async def feed(self, *, since: datetime, groups: Iterable[str] | None = None,
@@ -131,6 +142,44 @@ class StaffViews:
         # The note stays with the alert: free text may name pupils, the audit log must not.
         detail: dict[str, Any] = {"state": state} | ({"answer": answer} if answer else {})
         return await self._staff_write(actor, "alert-state", alert_id, detail, work)
+
+    async def answer_request(self, actor: str, request_id: str, answer: str,
+                             grant: tuple[str, str, datetime] | None = None) -> bool:
+        """Close a pupil's request with `answer`; with `grant` (group, what, until), for "granted", the grant is
+        made in the same transaction. False when there is no such open request (another teacher answered it
+        first, or the id is not a request of this school): nothing is written then, so two answers at once make
+        one grant, and a grant is never made without its request closed."""
+        if answer not in ANSWERS:
+            raise StoreError(f"answer must be one of {', '.join(ANSWERS)}")
+        if grant is not None and answer != "granted":
+            raise StoreError("only a granted request makes a grant")
+        now = now_utc()
+        if grant is not None and grant[2] <= now:
+            raise StoreError("a grant must end after it starts")
+        school = self._own_school()
+        closed = (answer, actor, iso(now), request_id, school)
+
+        async def work(tx: Transaction) -> bool:
+            # The first writer closes it; a second one waits for that (the row is locked) and finds it closed.
+            claimed = await tx.execute(
+                "UPDATE alerts SET state = 'closed', answer = ?, changed_by = ?, changed_at = ? "
+                "WHERE id = ? AND school = ? AND state <> 'closed' "
+                "AND id IN (SELECT id FROM events WHERE action = 'request')", closed) > 0
+            if not claimed:
+                claimed = await tx.execute(
+                    "INSERT INTO alerts (id, time, client, group_name, severity, state, answer, changed_by, "
+                    "changed_at, school) SELECT id, time, client, group_name, 'info', 'closed', ?, ?, ?, school "
+                    "FROM events WHERE id = ? AND school = ? AND action = 'request' ON CONFLICT (id) DO NOTHING",
+                    closed) > 0
+            if not claimed:
+                return False
+            await self._audit(tx, actor, "alert-state", request_id, {"state": "closed", "answer": answer})
+            if grant is not None:
+                group, what, until = grant
+                await self._grant(tx, actor, group, what, now, until)
+            return True
+
+        return await self._staff_transaction(actor, work)
 
     # --- the roster, as staff see it
 

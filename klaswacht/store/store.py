@@ -540,6 +540,22 @@ class Store(StaffViews):
     async def _staff_write(self, actor: str, action: str, target: str | None, detail: dict[str, Any],
                            work: Callable[[Transaction], Awaitable[T]]) -> T:
         """Run `work` and the audit row in one transaction; wait up to staff_timeout for a busy database."""
+
+        async def audited(tx: Transaction) -> T:
+            result = await work(tx)
+            await self._audit(tx, actor, action, target, detail)
+            return result
+
+        return await self._staff_transaction(actor, audited)
+
+    async def _audit(self, tx: Transaction, actor: str, action: str, target: str | None,
+                     detail: dict[str, Any]) -> None:
+        await tx.execute(_INSERT_AUDIT, (_new_id(), iso(now_utc()), actor, action, target,
+                                         json.dumps(detail, ensure_ascii=False, sort_keys=True), self.school))
+
+    async def _staff_transaction(self, actor: str, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Run `work` (which writes its own audit rows) in one transaction; wait up to staff_timeout for a busy
+        database."""
         if not actor:
             raise StoreError("every staff action needs an actor")
         loop = asyncio.get_running_loop()
@@ -550,9 +566,6 @@ class Store(StaffViews):
                 await self._ensure_db()
                 async with self.db.transaction() as tx:
                     result = await work(tx)
-                    await tx.execute(_INSERT_AUDIT, (_new_id(), iso(now_utc()), actor, action, target,
-                                                     json.dumps(detail, ensure_ascii=False, sort_keys=True),
-                                                     self.school))
                 return result
             except StoreUnavailable as e:
                 if e.reason != "busy" or loop.time() + delay > deadline:
@@ -565,16 +578,16 @@ class Store(StaffViews):
         starts = starts or now_utc()
         if until <= starts:
             raise StoreError("a grant must end after it starts")
-        school = self._own_school()
+        return await self._staff_transaction(actor, lambda tx: self._grant(tx, actor, group, what, starts, until))
+
+    async def _grant(self, tx: Transaction, actor: str, group: str, what: str, starts: datetime,
+                     until: datetime) -> str:
         grant_id = _new_id()
-
-        async def work(tx: Transaction) -> str:
-            await tx.execute("INSERT INTO grants (id, school, group_name, what, starts, until, actor) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (grant_id, school, group, what, iso(starts), iso(until), actor))
-            return grant_id
-
-        return await self._staff_write(actor, "grant", group, {"what": what, "until": iso(until), "id": grant_id}, work)
+        await tx.execute("INSERT INTO grants (id, school, group_name, what, starts, until, actor) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (grant_id, self._own_school(), group, what, iso(starts), iso(until), actor))
+        await self._audit(tx, actor, "grant", group, {"what": what, "until": iso(until), "id": grant_id})
+        return grant_id
 
     async def ban(self, actor: str, pupil: str, until: datetime, reason: str | None = None,
                   starts: datetime | None = None) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from store_helpers import make_store, query
 
-from klaswacht.store import StoreError, StoreUnavailable
+from klaswacht.store import Event, StoreError, StoreUnavailable
 from klaswacht.store.model import now_utc
 from klaswacht.store.roster import RosterRow
 
@@ -136,3 +136,40 @@ def test_staff_action_waits_out_a_short_lock(data_dir: Path) -> None:
             assert await grant
 
     asyncio.run(main())
+
+
+def test_two_teachers_answering_one_request_at_once_make_one_grant(data_dir: Path) -> None:
+    """The answer that closes a pupil's request makes its grant in the same transaction: of two answers at once
+    (two dashboards), one closes it and grants, the other finds it closed and writes nothing; a refused or
+    unknown request makes no grant, and an answer to something that is not a request changes nothing."""
+    until = now_utc() + timedelta(minutes=30)
+
+    async def main() -> None:
+        async with make_store(data_dir) as one, make_store(data_dir) as other:
+            one.record(Event("request", "closed-category", "social", "tiktok.com", (), "p-0123456789abcdef",
+                             "groep 7"))
+            one.record(Event("request", "closed-category", "social", "snapchat.com", (), "p-0123456789abcdef",
+                             "groep 7"))
+            one.record(Event("block", "closed-category", "social", "tiktok.com", (), "p-0123456789abcdef",
+                             "groep 7"))
+            assert await one.flush()
+            items = {(e["action"], e["host"]): e["id"] for e in await one.feed(since=now_utc() - timedelta(hours=1))}
+            tiktok, snapchat = items[("request", "tiktok.com")], items[("request", "snapchat.com")]
+            answers = await asyncio.gather(
+                one.answer_request("juf", tiktok, "granted", ("groep 7", "tiktok.com", until)),
+                other.answer_request("meester", tiktok, "granted", ("groep 7", "tiktok.com", until)))
+            assert sorted(answers) == [False, True]
+            assert not await one.answer_request("juf", tiktok, "refused")
+            assert await other.answer_request("meester", snapchat, "refused")
+            assert not await one.answer_request("juf", items[("block", "tiktok.com")], "granted",
+                                                ("groep 7", "tiktok.com", until))
+            with pytest.raises(StoreError, match="only a granted"):
+                await one.answer_request("juf", snapchat, "refused", ("groep 7", "snapchat.com", until))
+
+    asyncio.run(main())
+    grants = query(data_dir, "SELECT group_name, what, actor FROM grants")
+    assert len(grants) == 1 and grants[0][:2] == ("groep 7", "tiktok.com")
+    closed = dict(query(data_dir, "SELECT answer, changed_by FROM alerts WHERE state = 'closed'"))
+    assert closed == {"granted": grants[0][2], "refused": "meester"}
+    audit = sorted(str(row[0]) for row in query(data_dir, "SELECT action FROM audit"))
+    assert audit == ["alert-state", "alert-state", "grant"]
