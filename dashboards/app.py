@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -65,6 +66,7 @@ def create_app(config: DashboardConfig) -> Starlette:
         lifespan=lifespan,
     )
     app.state.config = config
+    app.state.stopping = asyncio.Event()  # set by serve.DashboardServer as it stops: the live lists end
     app.state.policy = policy
     app.state.lists = load_lists(list(config.lists), policy)
     app.state.throttle = LoginThrottle(config.login_failures, config.login_window)

@@ -14,6 +14,7 @@ Severe items, reports and requests are never collapsed: each is its own card.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -253,10 +254,11 @@ async def _live_events(request: Request, staff: Staff) -> AsyncIterator[str]:
     """New items of the staff member's scope as they arrive, until the client goes or the stream's time is up.
 
     Each pass reads the last LIVE_WINDOW and sends the cards of what it has not sent; the page skips a card it
-    shows already as it is, and replaces the card of the same key. Cancellation (uvicorn stopping, the client
-    gone) ends it at its next pause: nothing here holds it up.
+    shows already as it is, and replaces the card of the same key. The server stopping ends it at once
+    (`app.state.stopping`); cancellation (the client gone) at its next pause: nothing here holds it up.
     """
     config = request.app.state.config
+    stopping: asyncio.Event = request.app.state.stopping
     store = store_of(request)
     loop = asyncio.get_running_loop()
     started = last_ping = loop.time()
@@ -289,7 +291,10 @@ async def _live_events(request: Request, staff: Staff) -> AsyncIterator[str]:
             if now is None or now.role != staff.role or now.groups != staff.groups:
                 return
             yield ": ping\n\n"
-        await asyncio.sleep(config.live_interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), config.live_interval)
+        if stopping.is_set():
+            return  # the server stops: the stream ends whole, and the page reconnects to the next one
 
 
 async def live(request: Request) -> Response:

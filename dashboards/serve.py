@@ -9,6 +9,7 @@ worker: proxy/worker.py).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -81,14 +82,27 @@ def main(argv: list[str] | None = None) -> int:
     host, port = sock.getsockname()[:2]
     # No access log: the addresses and paths of staff are not kept.
     # Forwarded headers only from the one proxy named: anyone else could make up an address per attempt.
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                           timeout_graceful_shutdown=3, proxy_headers=bool(args.trusted_proxy),
-                                           forwarded_allow_ips=args.trusted_proxy or None))
+    server = DashboardServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                                            timeout_graceful_shutdown=3, proxy_headers=bool(args.trusted_proxy),
+                                            forwarded_allow_ips=args.trusted_proxy or None), app.state.stopping)
     print(json.dumps({"dashboard": [host, port]}), flush=True)
     threading.Thread(target=_stop_when_orphaned, args=(server, os.getppid()), daemon=True,
                      name="dashboard-parent-watch").start()
     server.run(sockets=[sock])
     return 0
+
+
+class DashboardServer(uvicorn.Server):
+    """uvicorn that ends the live lists first when it stops: an open `/live` stream would hold the stop up for the
+    whole graceful timeout, and then be cut off in the middle."""
+
+    def __init__(self, config: uvicorn.Config, stopping: asyncio.Event) -> None:
+        super().__init__(config)
+        self.stopping = stopping
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.stopping.set()
+        await super().shutdown(sockets)
 
 
 def _stop_when_orphaned(server: uvicorn.Server, parent: int) -> None:
