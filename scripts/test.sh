@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check filters klaswacht proxy dashboards tests bench
 .venv/bin/mypy
-.venv/bin/pytest --cov --cov-report=term-missing:skip-covered "$@"
+# The slowest tests are listed: the suite must stay under 15 minutes in CI.
+.venv/bin/pytest --cov --cov-report=term-missing:skip-covered --durations=15 "$@"
